@@ -1,0 +1,14 @@
+"""Assembles the API: every route module registered on one router for one engine."""
+
+from __future__ import annotations
+
+from dockyard.api import system
+from dockyard.api.router import Router
+from dockyard.api.server import Dispatcher
+from dockyard.engine import Engine
+
+
+def make_dispatcher(engine: Engine) -> Dispatcher:
+    router = Router()
+    system.register(router, engine)
+    return router.dispatch

@@ -1,0 +1,1 @@
+"""Drivers small enough to ship inside the core, registered like any plugin."""

@@ -1,0 +1,39 @@
+"""The click command tree. Subcommands live in their own modules and load on use."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from dockyard import __version__
+
+# command name -> "module:attribute"; grows with each area (run, ps, images, ...).
+COMMANDS = {
+    "version": "dockyard.cli.system:version",
+    "info": "dockyard.cli.system:info",
+    "events": "dockyard.cli.system:events",
+    "plugins": "dockyard.cli.system:plugins",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-H", "--host", envvar="DOCKYARD_HOST", default=None,
+              help="Daemon socket: unix:///path or tcp://host:port (env DOCKYARD_HOST).")
+@click.version_option(__version__, "-v", "--version", prog_name="dockyard")
+@click.pass_context
+def cli(ctx: click.Context, host: str | None) -> None:
+    """A container engine that speaks the Docker Engine API."""
+    ctx.obj = {"host": host}

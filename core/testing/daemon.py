@@ -1,0 +1,110 @@
+"""A real dockyardd in a subprocess, on its own socket, data root and exec root."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockyard.client import Client, DaemonUnreachable
+
+START_TIMEOUT = 20.0
+
+
+class DaemonStartFailed(Exception):
+    pass
+
+
+@dataclass
+class DaemonProcess:
+    root: Path
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root / "dockyard.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "exec"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "dockyardd.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dockyardd.log"
+
+    def command(self) -> list[str]:
+        config = self.root / "daemon.yaml"
+        if not config.exists():
+            config.write_text("")  # never pick up the host's /etc/dockyard/daemon.yaml
+        return [sys.executable, "-m", "dockyard.daemon", "-H", self.host,
+                "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                "--pidfile", str(self.pidfile), "--config-file", str(config),
+                *self.extra_args]
+
+    def start(self, timeout: float = START_TIMEOUT) -> DaemonProcess:
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DOCKYARD_STRICT_PLUGINS": "1", **self.env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DaemonStartFailed(
+                    f"dockyardd exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                self.client().request("GET", "/_ping").read()
+                return self
+            except DaemonUnreachable:
+                time.sleep(0.05)
+        self.kill()
+        raise DaemonStartFailed(f"dockyardd did not answer within {timeout}s:\n{self.log()}")
+
+    def client(self) -> Client:
+        return Client(self.host, timeout=30)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

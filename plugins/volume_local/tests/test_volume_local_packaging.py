@@ -1,0 +1,21 @@
+"""dockyard-volume-local is installable, discoverable, and honest about what it cannot do yet."""
+
+from dockyard.plugin import DriverSpec
+from dockyard.testing.packaging import PluginDistributionSuite
+
+import dockyard_volume_local
+
+
+class TestPackaging(PluginDistributionSuite):
+    distribution = "dockyard-volume-local"
+    drivers = {("volume", "local")}
+
+
+def test_probe_does_not_pretend_the_driver_exists():
+    specs: list[DriverSpec] = list(dockyard_volume_local.dockyard_volume_drivers())
+    assert specs
+    for spec in specs:
+        reason = spec.probe()
+        assert reason is not None and ("not built yet" in reason or "needs root" in reason
+                                       or "not found on PATH" in reason
+                                       or "refuses hybrid" in reason), reason
