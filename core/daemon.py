@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-
 from dockyard import __version__
 from dockyard.config import DEFAULT_CONFIG_FILE, ConfigError, DaemonConfig, build_config
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 import pluggy
-
 from dockyard import __version__, hookspecs
 from dockyard.plugin import (
     DRIVER_KINDS,

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from dockyard.testing.daemon import DaemonProcess
 
 

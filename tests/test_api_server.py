@@ -8,10 +8,8 @@ import threading
 import time
 
 import pytest
-
 from dockyard.api.router import Router, split_version
 from dockyard.api.server import (
-    Response,
     StreamResponse,
     bind_unix,
     json_response,

@@ -9,7 +9,6 @@ import stat
 import time
 
 from conftest import run_daemon_expecting_failure
-
 from dockyard.client import Client
 
 

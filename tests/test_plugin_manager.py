@@ -5,7 +5,6 @@ from __future__ import annotations
 import types
 
 import pytest
-
 from dockyard.plugin import DriverSpec, hookimpl
 from dockyard.pluginmanager import (
     DriverConflict,

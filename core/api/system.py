@@ -7,7 +7,7 @@ CLI decodes them strictly, so an int where Go has a string is an error for the u
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__, hostinfo
 from dockyard.api.router import Router
@@ -26,7 +26,7 @@ PING_HEADERS = {
 
 
 def rfc3339(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
@@ -117,7 +117,7 @@ def info_payload(engine: Engine) -> dict:
         "NFd": hostinfo.open_file_count(),
         "OomKillDisable": False,
         "NGoroutines": 0,
-        "SystemTime": datetime.now(timezone.utc).astimezone().isoformat(),
+        "SystemTime": datetime.now(UTC).astimezone().isoformat(),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": facts["cgroup_version"],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 import click
-
 from dockyard import __version__
 
 # command name -> "module:attribute"; grows with each area (run, ps, images, ...).

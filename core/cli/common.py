@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 
 import click
-
 from dockyard.client import APIError, Client, DaemonUnreachable
 
 

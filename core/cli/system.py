@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
-
 from dockyard.cli.common import api_errors, client
-from dockyard.cli.render import client_version_lines, server_version_lines
+from dockyard.cli.render import client_version_lines
 
 
 @click.command()
@@ -108,13 +107,13 @@ def to_api_timestamp(value: str) -> str:
         raise click.BadParameter(f"{value!r}: use a duration (10m), unix seconds, "
                                  "or an RFC 3339 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return f"{moment.timestamp():.9f}"
 
 
 def format_event(event: dict) -> str:
     nanos = event.get("timeNano", 0)
-    moment = datetime.fromtimestamp(nanos // 1_000_000_000, timezone.utc)
+    moment = datetime.fromtimestamp(nanos // 1_000_000_000, UTC)
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos % 1_000_000_000:09d}Z"
     actor = event.get("Actor") or {}
     attributes = ", ".join(f"{k}={v}" for k, v in sorted((actor.get("Attributes") or {}).items()))
@@ -183,7 +182,7 @@ def plugins(ctx: click.Context, as_json: bool, local: bool) -> None:
                 notes.append(f"{driver['Kind']} driver {driver['Name']}: {driver['Reason']}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     if notes:
         click.echo()
         for note in notes:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from dockyard.pluginmanager import PluginManager, PluginRecord
 from dockyard.testing.daemon import DaemonProcess
 

@@ -1,9 +1,8 @@
 """dockyard-net-macvlan is installable, discoverable, and honest about what it cannot do yet."""
 
+import dockyard_net_macvlan
 from dockyard.plugin import DriverSpec
 from dockyard.testing.packaging import PluginDistributionSuite
-
-import dockyard_net_macvlan
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -1,9 +1,9 @@
-"""dockyard-registry-distribution is installable, discoverable, and honest about what it cannot do yet."""
-
-from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+"""dockyard-registry-distribution is installable, discoverable, and honest about what
+it cannot do yet."""
 
 import dockyard_registry_distribution
+from dockyard.plugin import DriverSpec
+from dockyard.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -1,9 +1,8 @@
 """dockyard-runtime-oci is installable, discoverable, and honest about what it cannot do yet."""
 
+import dockyard_runtime_oci
 from dockyard.plugin import DriverSpec
 from dockyard.testing.packaging import PluginDistributionSuite
-
-import dockyard_runtime_oci
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -1,9 +1,8 @@
 """dockyard-storage-vfs is installable, discoverable, and honest about what it cannot do yet."""
 
+import dockyard_storage_vfs
 from dockyard.plugin import DriverSpec
 from dockyard.testing.packaging import PluginDistributionSuite
-
-import dockyard_storage_vfs
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -1,9 +1,8 @@
 """dockyard-volume-local is installable, discoverable, and honest about what it cannot do yet."""
 
+import dockyard_volume_local
 from dockyard.plugin import DriverSpec
 from dockyard.testing.packaging import PluginDistributionSuite
-
-import dockyard_volume_local
 
 
 class TestPackaging(PluginDistributionSuite):
