@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import platform
+import os
 import sys
-from typing import Any
 
 from dockyard import API_VERSION, __version__
 
 
-def _rows(pairs: list[tuple[str, Any]], indent: str, width: int = 18) -> list[str]:
+def _rows(pairs: list[tuple[str, object]], indent: str, width: int = 18) -> list[str]:
     return [f"{indent}{label + ':':<{width}}{value}" for label, value in pairs]
 
 
 def client_version_lines() -> list[str]:
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     return ["Client:"] + _rows([
         ("Version", __version__),
         ("API version", API_VERSION),
-        ("Python version", platform.python_version()),
+        ("Python version", ".".join(map(str, sys.version_info[:3]))),
         ("OS/Arch", f"linux/{arch}"),
     ], " ")
 
 
-def server_version_lines(server: dict[str, Any]) -> list[str]:
+def server_version_lines(server: dict) -> list[str]:
     lines = [f"Server: {server.get('Platform', {}).get('Name', '')}"]
     for component in server.get("Components") or []:
         details = component.get("Details") or {}
