@@ -43,6 +43,7 @@ class Engine:
         self.default_runtime: str | None = None
         self.warnings: list[str] = []
         self.daemon_id = ""
+        self.images = None  # an ImageManager once a storage driver runs
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -59,8 +60,13 @@ class Engine:
             raise EngineStartError(str(exc)) from None
 
         if storage is not None:
-            self._build(storage)
+            driver = self._build(storage)
             self._record_storage_driver(storage.name)
+            from dockyard.images.manager import ImageManager
+
+            self.images = ImageManager(self.config.data_root_path / "image", driver, storage.name,
+                                       self.events)
+            self.images.recover()
         if registry is not None:
             self._build(registry)
         for kind in ("runtime", "network", "volume"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import system
+from dockyard.api import images, system
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.engine import Engine
@@ -11,4 +11,5 @@ from dockyard.engine import Engine
 def make_dispatcher(engine: Engine) -> Dispatcher:
     router = Router()
     system.register(router, engine)
+    images.register(router, engine)
     return router.dispatch

@@ -96,7 +96,7 @@ def info_payload(engine: Engine) -> dict:
         "ContainersRunning": 0,
         "ContainersPaused": 0,
         "ContainersStopped": 0,
-        "Images": 0,
+        "Images": len(engine.images.images.all()) if engine.images is not None else 0,
         "Driver": engine.storage_driver_name,
         "DriverStatus": driver_status,
         "Plugins": {

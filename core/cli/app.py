@@ -13,6 +13,15 @@ COMMANDS = {
     "info": "dockyard.cli.system:info",
     "events": "dockyard.cli.system:events",
     "plugins": "dockyard.cli.system:plugins",
+    "images": "dockyard.cli.images:images",
+    "image": "dockyard.cli.images:image",
+    "history": "dockyard.cli.images:history",
+    "tag": "dockyard.cli.images:tag",
+    "rmi": "dockyard.cli.images:rmi",
+    "import": "dockyard.cli.images:import_image",
+    "save": "dockyard.cli.images:save",
+    "load": "dockyard.cli.images:load",
+    "system": "dockyard.cli.system:system",
 }
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import click
 from dockyard.cli.common import api_errors, client
+from dockyard.cli.format import ago, human_size, table
 from dockyard.cli.render import client_version_lines
 
 
@@ -187,3 +188,40 @@ def plugins(ctx: click.Context, as_json: bool, local: bool) -> None:
         click.echo()
         for note in notes:
             click.echo(note)
+
+
+@click.command("df")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage.")
+@click.pass_context
+def system_df(ctx, verbose):
+    """Show disk usage."""
+    with api_errors():
+        usage = client(ctx).get_json("/system/df")
+    images_list = usage.get("Images") or []
+    unique = sum(i["Size"] - max(i["SharedSize"], 0) for i in images_list)
+    shared = usage.get("LayersSize", 0) - unique
+    active = sum(1 for i in images_list if i.get("Containers", 0) > 0)
+    rows = [("TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"),
+            ("Images", str(len(images_list)), str(active), human_size(usage.get("LayersSize", 0)),
+             human_size(sum(i["Size"] for i in images_list if not i.get("Containers")) - max(shared, 0)
+                        if images_list else 0)),
+            ("Containers", "0", "0", "0B", "0B"),
+            ("Local Volumes", "0", "0", "0B", "0B"),
+            ("Build Cache", "0", "0", "0B", "0B")]
+    click.echo(table(rows))
+    if verbose:
+        click.echo("\nImages space usage:\n")
+        detail = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE",
+                   "CONTAINERS")]
+        for image in images_list:
+            repo, _, tag_name = (image["RepoTags"] or ["<none>:<none>"])[0].rpartition(":")
+            detail.append((repo, tag_name, image["Id"].split(":", 1)[-1][:12], ago(image["Created"]),
+                           human_size(image["Size"]), human_size(image["SharedSize"]),
+                           human_size(image["Size"] - image["SharedSize"]), str(image["Containers"])))
+        click.echo(table(detail))
+
+
+system = click.Group("system", help="Manage dockyard.")
+system.add_command(system_df, "df")
+system.add_command(info, "info")
+system.add_command(events, "events")

@@ -157,11 +157,16 @@ class Client:
 
             target += "?" + urlencode(query, doseq=True)
         payload = b""
+        upload = None
         headers = {"Host": "dockyard", "User-Agent": "dockyard-cli", "Connection": "close"}
-        if body is not None:
+        if hasattr(body, "read"):
+            upload = body  # a file or stdin: sent chunked, never held in memory
+            headers["Content-Type"] = "application/x-tar"
+            headers["Transfer-Encoding"] = "chunked"
+        elif body is not None:
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if payload or method in ("POST", "PUT"):
+        if upload is None and (payload or method in ("POST", "PUT")):
             headers["Content-Length"] = str(len(payload))
         head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         sock = self._connect()
@@ -169,6 +174,13 @@ class Client:
             sock.settimeout(None if stream else timeout)
         try:
             sock.sendall(head.encode("latin-1") + b"\r\n" + payload)
+            if upload is not None:
+                try:
+                    while chunk := upload.read(1 << 20):
+                        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sock.sendall(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the daemon answered early (an error): read what it said
             response = Response(sock)
         except OSError as exc:
             sock.close()

@@ -1,0 +1,1 @@
+"""Images: content store, layer store, image store and the manager that ties them."""
