@@ -1,4 +1,4 @@
-"""dockyard-storage-overlay is installable, discoverable, and honest about what it cannot do yet."""
+"""dockyard-storage-overlay is installable, discoverable, and usable on this host."""
 
 import dockyard_storage_overlay
 from dockyard.plugin import DriverSpec
@@ -10,11 +10,8 @@ class TestPackaging(PluginDistributionSuite):
     drivers = {("storage", "overlay")}
 
 
-def test_probe_does_not_pretend_the_driver_exists():
+def test_probe_says_the_driver_works_on_this_host():
+    """This host has what the driver needs (root, overlayfs in the kernel): the probe must not refuse."""
     specs: list[DriverSpec] = list(dockyard_storage_overlay.dockyard_storage_drivers())
-    assert specs
-    for spec in specs:
-        reason = spec.probe()
-        assert reason is not None and ("not built yet" in reason or "needs root" in reason
-                                       or "not found on PATH" in reason
-                                       or "refuses hybrid" in reason), reason
+    assert [spec.name for spec in specs] == ["overlay"]
+    assert specs[0].probe() is None

@@ -1,21 +1,22 @@
 """dockyard-storage-vfs: every layer a full copy of its parent (slow, works anywhere).
 
-Registers the `vfs` storage driver (priority 10, the fallback). The driver's layer
-operations land with issue #3; until then its probe says so.
+Registers the `vfs` storage driver (priority 10, the fallback when overlayfs cannot be
+used): plain directories and `cp -a`, no kernel feature needed. Its one gap in the
+storage contract is that a container's writable layer is a full copy of the image.
 """
 
 from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import unfinished
-
-_UNFINISHED = unfinished("the vfs storage driver", "issue #3 (images and storage)")
+from dockyard.probes import need_binary
 
 
 def _why_not_here() -> str | None:
-    return _UNFINISHED
+    return need_binary("cp", "coreutils")
 
 
 def _make(context: DriverContext):
-    raise RuntimeError(_UNFINISHED)
+    from dockyard_storage_vfs.driver import VfsDriver
+
+    return VfsDriver(context)
 
 
 @hookimpl

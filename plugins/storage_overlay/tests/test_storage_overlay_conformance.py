@@ -1,0 +1,7 @@
+"""The overlay driver passes the storage conformance suite."""
+
+from dockyard.testing.storage import StorageDriverSuite
+
+
+class TestOverlay(StorageDriverSuite):
+    driver_name = "overlay"
