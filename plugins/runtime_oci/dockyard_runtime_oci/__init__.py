@@ -1,17 +1,17 @@
-"""dockyard-runtime-oci: runc and crun, driven through OCI bundles.
+"""dockyard-runtime-oci: runc and crun, driven through OCI bundles and their command line.
 
-Registers `runc` (priority 50, the default) and `crun` (40). The probes already catch
-what would fail at the first `run` on this host: a missing binary, and crun on a
-hybrid cgroup host (it refuses v1 controllers beside a v2 hierarchy). Driving the
-runtimes lands with issue #4 (containers); until then the probes say so.
+Registers `runc` (priority 50, the default) and `crun` (40), both served by
+`dockyard_runtime_oci.driver.OciRuntime` with state under `<exec_root>/runtime/<name>`.
+The probes catch what would fail at the first `run` on this host: not being root, a
+missing binary, and crun on a hybrid cgroup host (it refuses v1 controllers beside a
+v2 hierarchy).
 """
 
+import shutil
 from pathlib import Path
 
 from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_binary, need_root, unfinished
-
-_UNFINISHED = unfinished("driving OCI runtimes", "issue #4 (containers)")
+from dockyard.probes import first_failure, need_binary, need_root
 
 
 def hybrid_cgroups() -> bool:
@@ -28,15 +28,26 @@ def _crun_cgroups() -> str | None:
 
 
 def _why_not_runc() -> str | None:
-    return first_failure(need_root(), need_binary("runc"), _UNFINISHED)
+    return first_failure(need_root(), need_binary("runc"))
 
 
 def _why_not_crun() -> str | None:
-    return first_failure(need_root(), need_binary("crun"), _crun_cgroups(), _UNFINISHED)
+    return first_failure(need_root(), need_binary("crun"), _crun_cgroups())
 
 
 def _make(context: DriverContext):
-    raise RuntimeError(_UNFINISHED)
+    from dockyard.drivers.runtime import RuntimeFailure
+
+    from dockyard_runtime_oci.driver import OciRuntime
+
+    # Resolved once: a PATH change in the daemon later must not switch binaries under
+    # running containers.
+    binary = shutil.which(context.name)
+    if binary is None:
+        raise RuntimeFailure(f"{context.name} not found on PATH (apt-get install {context.name})")
+    runtime_dir = context.exec_root / "runtime"
+    return OciRuntime(context.name, binary, state_root=runtime_dir / context.name,
+                      log_dir=runtime_dir / f"{context.name}-logs")
 
 
 @hookimpl
