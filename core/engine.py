@@ -44,6 +44,7 @@ class Engine:
         self.warnings: list[str] = []
         self.daemon_id = ""
         self.images = None  # an ImageManager once a storage driver runs
+        self.containers = None  # a ContainerManager once a runtime runs too
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -66,7 +67,6 @@ class Engine:
 
             self.images = ImageManager(self.config.data_root_path / "image", driver, storage.name,
                                        self.events)
-            self.images.recover()
         if registry is not None:
             self._build(registry)
         for kind in ("runtime", "network", "volume"):
@@ -74,9 +74,39 @@ class Engine:
                 self._build(spec)
         if runtime is not None:
             self.default_runtime = runtime.name
+        if self.images is not None and self.drivers["runtime"]:
+            self.containers = self._container_manager()
+            self.images.containers_using = self.containers.using_image
+            self.images.container_layers = lambda: self.containers.layer_ids()[1]
+        if self.images is not None:
+            writable, parents = self.containers.layer_ids() if self.containers else (set(), set())
+            self.images.recover(writable, parents)
+        if self.containers is not None:
+            self.containers.restore()
         self.warnings = self._missing_kind_warnings()
         for warning in self.warnings:
             log.warning("%s", warning)
+
+    def _container_manager(self):
+        import resource
+
+        from dockyard.containers.manager import ContainerManager, RuntimeContext
+        from dockyard.containers.ocispec import spec_for_container
+
+        context = RuntimeContext(
+            data_root=self.config.data_root_path,
+            exec_root=self.config.exec_root_path,
+            storage=self.storage_driver,
+            storage_name=self.storage_driver_name,
+            runtimes=self.drivers["runtime"],
+            default_runtime=self.default_runtime,
+            network_drivers=self.drivers["network"],
+            images=self.images,
+            events=self.events,
+            max_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+            build_spec=spec_for_container,
+        )
+        return ContainerManager(context)
 
     def _select_storage(self) -> DriverSpec | None:
         recorded = self._recorded_storage_driver()
@@ -209,6 +239,8 @@ class Engine:
                             {"name": hostinfo.hostname(), "labels": ",".join(config.labels)})
 
     def shutdown(self) -> None:
+        if self.containers is not None:
+            self.containers.shutdown()
         self.events.close()
         storage = self.storage_driver
         if storage is not None and hasattr(storage, "cleanup"):

@@ -14,7 +14,8 @@ Imports stay within the standard library's small modules: every container pays f
 what is loaded here.
 
 Protocol on `control.sock` (each connection starts with one JSON line):
-  {"op": "attach", "stdin": b, "stdout": b, "stderr": b}  -> framed output, raw stdin
+  {"op": "attach", "stdin": b, "stdout": b, "stderr": b}  -> {"ok": true} line, then
+                                                             framed output, raw stdin
   {"op": "exec", "id": ID, "argv": [...], "pid_file": P, "tty": b, "stdin": b, "console_socket": S}
                                                           -> framed output, raw stdin,
                                                              then an exit frame
@@ -393,6 +394,8 @@ class Monitor:
         if op == "attach":
             if client.request.get("stdin") and self.stdin_fd is not None:
                 client.stdin_target = self.stdin_fd
+            # the ack tells the daemon the client is registered: output from now on reaches it
+            client.send(b'{"ok": true}\n')
             self._forward_leftover(client)
         elif op == "wait":
             self.waiters.append(client)
@@ -738,6 +741,8 @@ def serve_zygote(socket_path: str) -> None:
     import gc
 
     listener = listen_unix(socket_path)
+    with open(socket_path + ".pid", "w") as pid_file:
+        pid_file.write(f"{os.getpid()}\n")
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     gc.collect()

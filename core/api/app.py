@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import images, system
+from dockyard.api import containers, images, system
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.engine import Engine
@@ -12,4 +12,5 @@ def make_dispatcher(engine: Engine) -> Dispatcher:
     router = Router()
     system.register(router, engine)
     images.register(router, engine)
+    containers.register(router, engine)
     return router.dispatch

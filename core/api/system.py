@@ -92,10 +92,7 @@ def info_payload(engine: Engine) -> dict:
     }
     return {
         "ID": engine.daemon_id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        **_container_counts(engine),
         "Images": len(engine.images.images.all()) if engine.images is not None else 0,
         "Driver": engine.storage_driver_name,
         "DriverStatus": driver_status,
@@ -166,6 +163,14 @@ def info_payload(engine: Engine) -> dict:
         "CDISpecDirs": [],
         "Warnings": [f"WARNING: {warning}" for warning in engine.warnings],
     }
+
+
+def _container_counts(engine: Engine) -> dict:
+    containers = engine.containers.all() if engine.containers is not None else []
+    paused = sum(1 for c in containers if c.state.Paused)
+    running = sum(1 for c in containers if c.running) - paused
+    return {"Containers": len(containers), "ContainersRunning": running, "ContainersPaused": paused,
+            "ContainersStopped": len(containers) - running - paused}
 
 
 def register(router: Router, engine: Engine) -> None:

@@ -194,5 +194,53 @@ class Client:
             raise APIError(response.status, message or f"HTTP {response.status}")
         return response
 
+    def hijack(self, method: str, path: str, params: dict[str, object] | None = None,
+               body: object = None) -> tuple[socket.socket, str]:
+        """Send a request that upgrades the connection (attach, exec start); return the
+        raw socket and the stream's content type. Headers are read byte by byte so no
+        stream bytes are swallowed by a buffer."""
+        target = f"/v{self.version}{path}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if query:
+            from urllib.parse import urlencode
+
+            target += "?" + urlencode(query, doseq=True)
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (f"{method} {target} HTTP/1.1\r\nHost: dockyard\r\nUser-Agent: dockyard-cli\r\n"
+                f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n")
+        sock = self._connect()
+        sock.settimeout(None)
+        try:
+            sock.sendall(head.encode("latin-1") + payload)
+            raw = b""
+            while not raw.endswith(b"\r\n\r\n"):
+                byte = sock.recv(1)
+                if not byte:
+                    raise DaemonUnreachable(f"the dockyard daemon at {self.host} closed the connection")
+                raw += byte
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnreachable(f"the dockyard daemon at {self.host} stopped answering: {exc}") from None
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {name.strip().lower(): value.strip()
+                   for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+        if status >= 400:
+            rest = b""
+            length = int(headers.get("content-length", "0") or 0)
+            while len(rest) < length:
+                chunk = sock.recv(length - len(rest))
+                if not chunk:
+                    break
+                rest += chunk
+            sock.close()
+            try:
+                message = json.loads(rest).get("message", "")
+            except (ValueError, AttributeError):
+                message = rest.decode(errors="replace")
+            raise APIError(status, message or f"HTTP {status}")
+        return sock, headers.get("content-type", "")
+
     def get_json(self, path: str, params: dict[str, object] | None = None) -> object:
         return self.request("GET", path, params).json()

@@ -127,6 +127,8 @@ class ImageManager:
         self.tmp_dir = root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.containers_using: ContainersUsing = lambda image_id: []
+        # chain ids of image layers that containers sit on (set by the engine)
+        self.container_layers: Callable[[], set[str]] = lambda: set()
         self._lock = threading.RLock()  # names, deletion and collection
 
     # -- start-up ------------------------------------------------------------------
@@ -377,7 +379,7 @@ class ImageManager:
     def collect(self, extra_layers: set[str] | None = None) -> int:
         """Remove layers and blobs no image or container uses; returns bytes freed."""
         with self._lock:
-            in_use = set(extra_layers or ())
+            in_use = set(extra_layers or ()) | self.container_layers()
             blobs: set[str] = set()
             for record in self.images.all():
                 blobs.update(self._blobs_of(record))

@@ -5,6 +5,9 @@
 - `dockyard.testing.packaging.PluginDistributionSuite`: checks a plugin distribution
   is installed, discoverable and honest about its drivers.
 - `dockyard.testing.daemon`: start a real dockyardd on a temporary socket and data root.
-- One conformance suite per driver kind (`dockyard.testing.storage`, ...) arrives with
-  the issue that builds that kind's first driver; a driver passes it by subclassing.
+- One conformance suite per driver kind; a driver passes it by subclassing and naming
+  itself: `dockyard.testing.storage.StorageDriverSuite` (`driver_name = "btrfs"`; the
+  module also has `LayerTar` and `tree_snapshot` for a driver's own tests),
+  `dockyard.testing.runtime.RuntimeSuite`. The other kinds' suites arrive with the issue
+  that builds their first driver.
 """

@@ -1,0 +1,1 @@
+"""Containers: their configuration, state, monitors, logs and the manager that runs them."""

@@ -1,0 +1,340 @@
+"""Containers end to end through the real docker CLI, docker-py and runc: lifecycle, exit
+codes, streams, logs, exec, limits, restart policies, health, live restore, and nothing
+left behind (mounts, cgroups, bundles, monitor processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    from dockyard.testing.daemon import DaemonProcess
+
+    root = Path(tmp_path_factory.mktemp("ct", numbered=True))
+    process = DaemonProcess(root).start()
+    env = {**os.environ, "DOCKYARD_HOST": process.host}
+    subprocess.run([*_dockyard(), "image", "bootstrap", "busybox"], env=env, check=True,
+                   capture_output=True)
+    try:
+        yield process
+    finally:
+        for container in process.client().get_json("/containers/json", {"all": 1}):
+            process.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
+        process.stop()
+        _stop_zygote(process)
+
+
+def _dockyard() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "dockyard.cli"]
+
+
+def _stop_zygote(daemon) -> None:
+    from dockyard.containers.monitors import Zygote
+
+    Zygote(daemon.exec_root).stop()
+
+
+def docker(daemon, *args, input=None, timeout=120, check=False):
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg")}
+    result = subprocess.run(["docker", *args], capture_output=True, env=env, timeout=timeout,
+                            input=input)
+    if check:
+        assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def out(result) -> str:
+    return result.stdout.decode().strip()
+
+
+def leftovers(daemon, container_id: str) -> list[str]:
+    """Everything of a removed container that could outlive it."""
+    found = []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    if container_id in mounts:
+        found.append("mount")
+    for controller in ("memory", "pids", "cpu", "freezer", "blkio"):
+        if (CGROUP_ROOT / controller / "dockyard" / container_id).exists():
+            found.append(f"cgroup {controller}")
+    if (CGROUP_ROOT / "dockyard" / container_id).exists():
+        found.append("cgroup v2")
+    if (daemon.exec_root / "containers" / container_id).exists():
+        found.append("run dir")
+    if (daemon.exec_root / "m" / container_id[:16]).exists():
+        found.append("monitor dir")
+    if (daemon.data_root / "containers" / container_id).exists():
+        found.append("data dir")
+    runtime_state = list((daemon.exec_root / "runtime").glob(f"*/{container_id}"))
+    if runtime_state:
+        found.append("runtime state")
+    for process in Path("/proc").iterdir():  # a monitor or stray process holding its files
+        if not process.name.isdigit():
+            continue
+        try:
+            targets = [os.readlink(fd) for fd in (process / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(container_id in target or container_id[:16] in target for target in targets):
+            found.append(f"process {process.name}")
+    return found
+
+
+def test_run_rm_echo(daemon):
+    result = docker(daemon, "run", "--rm", "busybox", "echo", "hi")
+    assert result.returncode == 0, result.stderr.decode()
+    assert out(result) == "hi"
+    assert out(docker(daemon, "ps", "-aq")) == ""
+
+
+def test_exit_codes_are_the_containers_own_or_dockers(daemon):
+    assert docker(daemon, "run", "--rm", "busybox", "sh", "-c", "exit 3").returncode == 3
+    missing = docker(daemon, "run", "--rm", "busybox", "no-such-command")
+    assert missing.returncode == 127
+    assert "executable file not found" in missing.stderr.decode()
+    denied = docker(daemon, "run", "--rm", "busybox", "/etc/passwd")
+    assert denied.returncode == 126, denied.stderr.decode()
+    unknown = docker(daemon, "run", "--rm", "no-such-image")
+    assert unknown.returncode == 125
+    assert "No such image" in unknown.stderr.decode() or "pull" in unknown.stderr.decode()
+    assert out(docker(daemon, "ps", "-aq")) == ""  # --rm removed even the failed ones
+
+
+def test_detached_logs_exec_stop_rm_and_no_leftovers(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+                              "trap 'echo bye; exit 0' TERM; while true; do echo tick; sleep 0.2; done",
+                              check=True))
+    time.sleep(1)
+    logs = out(docker(daemon, "logs", "ticker", check=True)).splitlines()
+    assert logs[:2] == ["tick", "tick"]
+    follower = subprocess.Popen(["docker", "logs", "-f", "--tail", "1", "ticker"], stdout=subprocess.PIPE,
+                                env={**os.environ, "DOCKER_HOST": daemon.host})
+    assert follower.stdout.readline().strip() == b"tick"
+    assert out(docker(daemon, "exec", "ticker", "cat", "/etc/hostname", check=True)) == container_id[:12]
+    assert docker(daemon, "exec", "ticker", "sh", "-c", "exit 5").returncode == 5
+    listed = out(docker(daemon, "ps", "--format", "{{.Names}} {{.Status}}", check=True))
+    assert listed.startswith("ticker Up")
+    docker(daemon, "stop", "ticker", check=True)
+    follower.wait(10)  # follow ends when the container stops
+    assert out(docker(daemon, "logs", "--tail", "1", "ticker")) == "bye"
+    inspected = json.loads(out(docker(daemon, "inspect", "ticker", check=True)))[0]
+    assert inspected["State"]["Status"] == "exited" and inspected["State"]["ExitCode"] == 0
+    docker(daemon, "rm", "ticker", check=True)
+    assert leftovers(daemon, container_id) == []
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_timeout(daemon):
+    container_id = out(docker(daemon, "run", "-d", "busybox", "sh", "-c",
+                              "trap '' TERM; while true; do sleep 1; done", check=True))
+    started = time.monotonic()
+    docker(daemon, "stop", "-t", "1", container_id, check=True)
+    assert time.monotonic() - started < 10
+    state = json.loads(out(docker(daemon, "inspect", container_id)))[0]["State"]
+    assert state["ExitCode"] == 137
+    docker(daemon, "rm", container_id, check=True)
+    assert leftovers(daemon, container_id) == []
+
+
+def test_stop_of_a_stopped_container_and_name_conflicts(daemon):
+    container_id = out(docker(daemon, "create", "--name", "twice", "busybox", "true", check=True))
+    again = docker(daemon, "create", "--name", "twice", "busybox", "true")
+    assert again.returncode != 0
+    assert f'is already in use by container "{container_id}"' in again.stderr.decode()
+    response = daemon.client().request("POST", f"/containers/{container_id}/stop")
+    assert response.status == 304  # Docker's "not modified" for a container already stopped
+    docker(daemon, "rm", "twice", check=True)
+
+
+def test_interactive_tty_run(daemon):
+    main, secondary = pty.openpty()
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg")}
+    process = subprocess.Popen(["docker", "run", "--rm", "-it", "busybox", "sh"], stdin=secondary,
+                               stdout=secondary, stderr=secondary, env=env, start_new_session=True)
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 20) -> bytes:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:
+                    break
+        return seen
+
+    read_until(b"# ")
+    os.write(main, b"echo $((6*7)); tty\n")
+    assert b"42" in read_until(b"/dev/pts/0")
+    os.write(main, b"exit 4\n")
+    assert process.wait(20) == 4
+    os.close(main)
+
+
+def test_interactive_stdin_without_tty(daemon):
+    result = docker(daemon, "run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input=b"shout\n")
+    assert out(result) == "SHOUT"
+
+
+def test_exec_with_a_tty(daemon):
+    container_id = out(docker(daemon, "run", "-d", "busybox", "sleep", "60", check=True))
+    main, secondary = pty.openpty()
+    env = {**os.environ, "DOCKER_HOST": daemon.host}
+    process = subprocess.Popen(["docker", "exec", "-it", container_id, "sh", "-c", "tty; exit 2"],
+                               stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+                               start_new_session=True)
+    os.close(secondary)
+    output = b""
+    deadline = time.monotonic() + 20
+    while process.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                output += os.read(main, 4096)
+            except OSError:
+                break
+    assert process.wait(10) == 2
+    assert b"/dev/pts/" in output
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
+def test_memory_limit_oom_kills_and_says_so(daemon):
+    since = str(int(time.time()))
+    result = docker(daemon, "run", "--name", "hog", "--memory", "32m", "--memory-swap", "32m", "busybox",
+                    "sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
+    assert result.returncode == 137, result.stderr.decode()
+    state = json.loads(out(docker(daemon, "inspect", "hog")))[0]["State"]
+    assert state["OOMKilled"] is True
+    events = docker(daemon, "events", "--since", since, "--until", str(int(time.time()) + 1),
+                    "--filter", "container=hog", "--format", "{{.Action}}")
+    assert "oom" in out(events).splitlines()
+    docker(daemon, "rm", "hog", check=True)
+
+
+def test_pids_limit(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--pids-limit", "8", "busybox", "sh", "-c",
+                              "for i in $(seq 20); do sleep 30 & done 2>/dev/null; sleep 60", check=True))
+    pids = CGROUP_ROOT / "pids" / "dockyard" / container_id
+    if not pids.exists():
+        pids = CGROUP_ROOT / "dockyard" / container_id  # pure cgroup v2
+    deadline = time.monotonic() + 10
+    while "max 0" in (pids / "pids.events").read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (pids / "pids.max").read_text().strip() == "8"
+    assert int((pids / "pids.current").read_text()) <= 8
+    assert int((pids / "pids.events").read_text().split()[-1]) > 0  # forks were refused
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
+def test_pause_and_unpause_freeze_the_container(daemon):
+    container_id = out(docker(daemon, "run", "-d", "busybox", "sleep", "60", check=True))
+    docker(daemon, "pause", container_id, check=True)
+    freezer = CGROUP_ROOT / "freezer" / "dockyard" / container_id / "freezer.state"
+    if freezer.exists():
+        assert freezer.read_text().strip() == "FROZEN"
+    status = out(docker(daemon, "ps", "--format", "{{.Status}}", "--filter", f"id={container_id}"))
+    assert "(Paused)" in status
+    docker(daemon, "unpause", container_id, check=True)
+    if freezer.exists():
+        assert freezer.read_text().strip() == "THAWED"
+    docker(daemon, "rm", "-f", container_id, check=True)
+    assert leftovers(daemon, container_id) == []
+
+
+def test_stats_top_and_update(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--memory", "64m", "busybox", "sleep", "60", check=True))
+    stats = docker(daemon, "stats", "--no-stream", "--format", "{{.MemUsage}}", container_id)
+    assert stats.returncode == 0, stats.stderr.decode()
+    assert "64MiB" in out(stats)
+    top = out(docker(daemon, "top", container_id, check=True))
+    assert "sleep 60" in top
+    docker(daemon, "update", "--memory", "96m", "--memory-swap", "96m", container_id, check=True)
+    limit = CGROUP_ROOT / "memory" / "dockyard" / container_id / "memory.limit_in_bytes"
+    if limit.exists():
+        assert int(limit.read_text()) == 96 * 1024 * 1024
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
+def test_restart_policy_on_failure_counts_restarts(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c",
+                              "exit 1", check=True))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = json.loads(out(docker(daemon, "inspect", container_id)))[0]
+        if state["RestartCount"] == 2 and not state["State"]["Running"] and not state["State"]["Restarting"]:
+            break
+        time.sleep(0.2)
+    assert state["RestartCount"] == 2 and state["State"]["ExitCode"] == 1
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
+def test_health_check_reports_healthy_then_unhealthy(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--health-cmd", "test -f /tmp/ok", "--health-interval",
+                              "300ms", "--health-retries", "2", "busybox", "sh", "-c",
+                              "touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 60", check=True))
+
+    def health() -> str:
+        return json.loads(out(docker(daemon, "inspect", container_id)))[0]["State"]["Health"]["Status"]
+
+    deadline = time.monotonic() + 20
+    while health() != "healthy" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health() == "healthy"
+    while health() != "unhealthy" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health() == "unhealthy"
+    status = out(docker(daemon, "ps", "--format", "{{.Status}}", "--filter", f"id={container_id}"))
+    assert "(unhealthy)" in status
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
+def test_docker_py_run_and_wait(daemon):
+    docker_py = pytest.importorskip("docker")
+    client = docker_py.DockerClient(base_url=daemon.host)
+    try:
+        output = client.containers.run("busybox", ["echo", "from docker-py"], remove=True)
+        assert output == b"from docker-py\n"
+        container = client.containers.run("busybox", ["sh", "-c", "echo out; exit 9"], detach=True)
+        assert container.wait()["StatusCode"] == 9
+        assert container.logs() == b"out\n"
+        container.remove()
+    finally:
+        client.close()
+
+
+def test_containers_survive_a_daemon_kill(daemon):
+    container_id = out(docker(daemon, "run", "-d", "busybox", "sh", "-c",
+                              "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.1; done", check=True))
+    done_id = out(docker(daemon, "run", "-d", "busybox", "sh", "-c", "sleep 1; exit 42", check=True))
+    time.sleep(0.5)
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait()
+    time.sleep(1.5)  # the second container exits while the daemon is away
+    daemon.start()
+    state = json.loads(out(docker(daemon, "inspect", container_id)))[0]["State"]
+    assert state["Running"] is True
+    finished = json.loads(out(docker(daemon, "inspect", done_id)))[0]["State"]
+    assert finished["Running"] is False and finished["ExitCode"] == 42
+    lines = out(docker(daemon, "logs", container_id)).splitlines()
+    numbers = [int(line.split()[1]) for line in lines]
+    assert numbers == list(range(1, len(numbers) + 1))  # no line lost across the restart
+    assert len(numbers) > 15
+    docker(daemon, "rm", "-f", container_id, done_id, check=True)
+    assert leftovers(daemon, container_id) == [] and leftovers(daemon, done_id) == []
