@@ -33,9 +33,9 @@ def test_version_json_goes_through_click(dockyard_daemon):
 def test_info_lists_drivers_and_warns_about_missing_ones(dockyard_daemon):
     result = dockyard_cli("info", host=dockyard_daemon.host)
     assert "Network: example host none" in result.stdout
-    assert "Storage Driver: (none)" in result.stdout
-    assert "WARNING: no usable storage driver: overlay: " in result.stderr
-    assert "WARNING: no usable runtime driver" in result.stderr
+    assert "Storage Driver: overlay" in result.stdout
+    assert "Default Runtime: runc" in result.stdout
+    assert "WARNING: no usable registry driver: distribution: not built yet" in result.stderr
 
 
 def test_unreachable_daemon_is_a_clear_error(short_tmp):
@@ -61,13 +61,15 @@ def test_plugins_from_the_daemon_and_locally(dockyard_daemon):
     assert by_name["dockyard-example-netplugin"]["Drivers"][0]["Status"] == "active"
     assert by_name["dockyard"]["Builtin"] is True
     vfs = by_name["dockyard-storage-vfs"]["Drivers"][0]
-    assert vfs["Status"] == "unsupported" and "not built yet" in vfs["Reason"]
+    assert vfs["Status"] == "available" and vfs["Reason"] is None  # overlay won on priority
+    registry = by_name["dockyard-registry-distribution"]["Drivers"][0]
+    assert registry["Status"] == "unsupported" and "not built yet" in registry["Reason"]
     local_names = {d["Distribution"]: d for d in local}
     assert local_names["dockyard-example-netplugin"]["Drivers"][0]["Status"] == "available"
     table = dockyard_cli("plugins", host=dockyard_daemon.host).stdout
     assert any(line.split()[:5] == ["dockyard-example-netplugin", "1.2.3", "network", "example",
                                     "active"] for line in table.splitlines())
-    assert "storage driver vfs: not built yet" in table
+    assert "registry driver distribution: not built yet" in table
 
 
 def test_events_streams_until_interrupted(dockyard_daemon):

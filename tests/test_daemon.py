@@ -49,8 +49,9 @@ def test_the_lock_is_released_by_a_daemon_that_failed_to_start(make_daemon):
 
 
 def test_a_driver_that_cannot_work_here_is_refused_with_its_reason(make_daemon):
-    message = run_daemon_expecting_failure(make_daemon("a", "--storage-driver", "vfs"))
-    assert "storage driver 'vfs' cannot be used here: not built yet" in message
+    message = run_daemon_expecting_failure(make_daemon("a", "--storage-driver", "example-unusable"))
+    assert ("storage driver 'example-unusable' cannot be used here: needs the example kernel "
+            "feature") in message
 
 
 def test_plain_tcp_is_refused(make_daemon):
@@ -133,10 +134,18 @@ def test_a_bad_reload_keeps_the_running_configuration(make_daemon):
 def test_storage_driver_choice_is_recorded_and_never_switched(make_daemon):
     daemon = make_daemon()
     daemon.data_root.mkdir(parents=True)
-    (daemon.data_root / "storage-driver").write_text("overlay\n")
+    (daemon.data_root / "storage-driver").write_text("example-unusable\n")
     message = run_daemon_expecting_failure(make_daemon("b", "--storage-driver", "vfs",
                                                        root=daemon.root))
-    assert "holds images of storage driver 'overlay', not 'vfs'" in message
-    assert "start with --storage-driver overlay" in message
+    assert "holds images of storage driver 'example-unusable', not 'vfs'" in message
+    assert "start with --storage-driver example-unusable" in message
     message = run_daemon_expecting_failure(make_daemon("c", root=daemon.root))
-    assert "was set up with storage driver 'overlay', which cannot be used" in message
+    assert "was set up with storage driver 'example-unusable', which cannot be used" in message
+
+
+def test_the_first_start_records_the_storage_driver(make_daemon):
+    daemon = make_daemon("first", "--storage-driver", "vfs").start()
+    assert (daemon.data_root / "storage-driver").read_text() == "vfs\n"
+    daemon.stop()
+    again = make_daemon("again", root=daemon.root).start()  # no flag: the record decides
+    assert again.client().get_json("/info")["Driver"] == "vfs"

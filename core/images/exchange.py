@@ -359,7 +359,9 @@ def _load_oci_layout(manager: ImageManager, staged: _Staged) -> Iterator[Loaded]
 
 
 def _names_from_annotation(name: str) -> list[str]:
-    if not name or ("/" not in name and ":" not in name and not name.isalpha()):
+    """io.containerd.image.name is a full name; org.opencontainers.image.ref.name is often
+    only a tag ("latest", umoci's "app"), which names no repository: those load untagged."""
+    if not name or ("/" not in name and ":" not in name):
         return []
     try:
         reference = parse_normalized(name)

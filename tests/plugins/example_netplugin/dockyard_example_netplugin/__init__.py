@@ -33,6 +33,14 @@ class ExampleNetwork:
 
 
 @hookimpl
+def dockyard_storage_drivers():
+    # Never usable: lets tests ask for a driver whose probe fails, whatever the host.
+    yield DriverSpec(kind="storage", name="example-unusable", factory=ExampleNetwork, priority=0,
+                     probe=lambda: "needs the example kernel feature, which no kernel has",
+                     description="a storage driver that never works (third-party test plugin)")
+
+
+@hookimpl
 def dockyard_network_drivers():
     yield DriverSpec(kind="network", name="example", factory=ExampleNetwork, priority=1,
                      description="in-memory example network (third-party test plugin)")
