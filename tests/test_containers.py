@@ -338,3 +338,48 @@ def test_containers_survive_a_daemon_kill(daemon):
     assert len(numbers) > 15
     docker(daemon, "rm", "-f", container_id, done_id, check=True)
     assert leftovers(daemon, container_id) == [] and leftovers(daemon, done_id) == []
+
+
+def test_diff_export_cp_and_commit(daemon, tmp_path):
+    docker(daemon, "run", "--name", "worked", "busybox", "sh", "-c",
+           "echo data > /tmp/new; rm /etc/group; mkdir -p /srv/x; echo y > /srv/x/y", check=True)
+    assert out(docker(daemon, "diff", "worked", check=True)).splitlines() == [
+        "C /etc", "D /etc/group", "A /srv", "A /srv/x", "A /srv/x/y", "C /tmp", "A /tmp/new"]
+    exported = subprocess.run(["tar", "-t"], input=docker(daemon, "export", "worked", check=True).stdout,
+                              capture_output=True, check=True).stdout.decode().split()
+    assert "bin/busybox" in exported and "tmp/new" in exported and "etc/group" not in exported
+
+    docker(daemon, "cp", "worked:/srv/x", str(tmp_path / "copied"), check=True)
+    assert (tmp_path / "copied" / "y").read_text() == "y\n"
+    (tmp_path / "in.txt").write_text("into the container\n")
+    docker(daemon, "cp", str(tmp_path / "in.txt"), "worked:/tmp/", check=True)
+    committed = out(docker(daemon, "commit", "-c", 'CMD ["cat", "/tmp/in.txt", "/tmp/new"]', "-m", "checkpoint",
+                           "worked", "committed:1", check=True))
+    assert committed.startswith("sha256:")
+    assert out(docker(daemon, "run", "--rm", "committed:1", check=True)) == "into the container\ndata"
+    history = out(docker(daemon, "history", "--format", "{{.Comment}}", "committed:1", check=True))
+    assert history.splitlines()[0] == "checkpoint"
+    docker(daemon, "rm", "worked", check=True)
+    docker(daemon, "rmi", "committed:1", check=True)
+
+
+def test_a_hostile_archive_cannot_escape_the_container(daemon, tmp_path):
+    import io
+    import tarfile
+
+    container_id = out(docker(daemon, "create", "busybox", "true", check=True))
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as tar:
+        info = tarfile.TarInfo("../../../../../../tmp/dockyard-escape")
+        payload = b"escaped"
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    evil.seek(0)
+    from dockyard.client import APIError
+
+    with pytest.raises(APIError) as refused:
+        daemon.client().request("PUT", f"/containers/{container_id}/archive", {"path": "/tmp"}, body=evil)
+    assert refused.value.status == 400 and "refusing the archive" in refused.value.message
+    assert not Path("/tmp/dockyard-escape").exists()
+    docker(daemon, "rm", container_id, check=True)
+    assert leftovers(daemon, container_id) == []

@@ -458,6 +458,61 @@ def register(router: Router, engine: Engine) -> None:
 
         return StreamResponse(body())
 
+    # -- files -----------------------------------------------------------------------
+
+    @router.get("/containers/{id}/changes")
+    def container_changes(request: Request) -> Response:
+        from dockyard.containers import filesystem
+
+        return json_response(filesystem.changes(containers(), lookup(request.params["id"])) or None)
+
+    @router.get("/containers/{id}/export")
+    def container_export(request: Request) -> StreamResponse:
+        from dockyard.containers import filesystem
+
+        return StreamResponse(filesystem.export(containers(), lookup(request.params["id"])),
+                              content_type="application/x-tar")
+
+    @router.get("/containers/{id}/archive")
+    def get_archive(request: Request):
+        from dockyard.containers import filesystem
+
+        container = lookup(request.params["id"])
+        path = request.arg("path")
+        if not path:
+            raise InvalidParameter("give the path inside the container (path=...)")
+        if request.method == "HEAD":
+            with filesystem.mounted(containers(), container) as rootfs:
+                info = filesystem.path_stat(rootfs, path)
+            return Response(200, headers={"X-Docker-Container-Path-Stat": filesystem.stat_header(info)})
+        info, chunks = filesystem.get_archive(containers(), container, path)
+        return StreamResponse(chunks, content_type="application/x-tar",
+                              headers={"X-Docker-Container-Path-Stat": filesystem.stat_header(info)})
+
+    @router.put("/containers/{id}/archive")
+    def put_archive(request: Request) -> Response:
+        from dockyard.containers import filesystem
+
+        path = request.arg("path")
+        if not path:
+            raise InvalidParameter("give the directory inside the container (path=...)")
+        filesystem.put_archive(containers(), lookup(request.params["id"]), path, request.body,
+                               request.flag("noOverwriteDirNonDir"))
+        return Response(200)
+
+    @router.post("/commit")
+    def commit(request: Request) -> Response:
+        from dockyard.containers import filesystem
+
+        name = request.arg("container")
+        if not name:
+            raise InvalidParameter("give the container to commit (container=...)")
+        overrides = request.json({}) or {}
+        image_id = filesystem.commit(containers(), lookup(name), request.arg("repo"), request.arg("tag"),
+                                     request.arg("comment") or "", request.arg("author") or "",
+                                     request.args("changes"), request.flag("pause", True), overrides)
+        return json_response({"Id": image_id}, 201)
+
     # -- exec ------------------------------------------------------------------------
 
     @router.post("/containers/{id}/exec")

@@ -64,6 +64,9 @@ class Router:
     def post(self, pattern: str) -> Callable[[Handler], Handler]:
         return self._decorator("POST", pattern)
 
+    def put(self, pattern: str) -> Callable[[Handler], Handler]:
+        return self._decorator("PUT", pattern)
+
     def delete(self, pattern: str) -> Callable[[Handler], Handler]:
         return self._decorator("DELETE", pattern)
 

@@ -187,7 +187,7 @@ class ContainerManager:
     def layer_ids(self) -> tuple[set[str], set[str]]:
         """(writable layer ids, image chain ids) that containers hold, for the image GC."""
         containers = self.all()
-        return ({c.layer_id for c in containers},
+        return ({c.layer_id for c in containers} | {c.init_layer_id for c in containers if c.init_layer_id},
                 {c.image_chain_id for c in containers if c.image_chain_id})
 
     def _save(self, container: Container) -> None:
@@ -257,18 +257,42 @@ class ContainerManager:
                 image_name=image_name, config=merged, host_config=host_config,
                 path=argv[0], args=argv[1:], driver=self.context.storage_name,
                 runtime=runtime_name, layer_id=container_id, image_layer_id=parent_layer,
-                image_chain_id=top_chain,
+                init_layer_id=f"{container_id}-init", image_chain_id=top_chain,
             )
-            self.context.storage.create_writable_layer(container_id, parent_layer)
             try:
+                self._create_layers(container)
                 self._save(container)
             except BaseException:
-                self.context.storage.remove(container_id)
+                self.context.storage.remove(container.layer_id)
+                self.context.storage.remove(container.init_layer_id)
                 raise
             self._containers[container_id] = container
             self._live[container_id] = _Live()
         self._event(container, "create")
         return container
+
+    def _create_layers(self, container: Container) -> None:
+        """Docker's -init layer holds the mount points the runtime binds over (/etc/hosts,
+        /etc/resolv.conf, /etc/hostname, /dev/shm...), so they never show up in `docker
+        diff` or in a committed image; the writable layer goes on top of it."""
+        import io
+        import tarfile
+
+        storage = self.context.storage
+        storage.create_layer(container.init_layer_id, container.image_layer_id)
+        entries = io.BytesIO()
+        with tarfile.open(fileobj=entries, mode="w") as tar:
+            for name, kind in (("dev", tarfile.DIRTYPE), ("dev/pts", tarfile.DIRTYPE),
+                               ("dev/shm", tarfile.DIRTYPE), ("proc", tarfile.DIRTYPE),
+                               ("sys", tarfile.DIRTYPE), ("etc", tarfile.DIRTYPE),
+                               ("etc/hosts", tarfile.REGTYPE), ("etc/hostname", tarfile.REGTYPE),
+                               ("etc/resolv.conf", tarfile.REGTYPE)):
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
+                tar.addfile(info)
+        entries.seek(0)
+        storage.apply_diff(container.init_layer_id, container.image_layer_id, entries)
+        storage.create_writable_layer(container.layer_id, container.init_layer_id)
 
     # -- start ---------------------------------------------------------------------
 
@@ -771,6 +795,8 @@ class ContainerManager:
             shutil.rmtree(self.run_directory(container), ignore_errors=True)
             shutil.rmtree(self.monitor_directory(container), ignore_errors=True)
             self.context.storage.remove(container.layer_id)
+            if container.init_layer_id:
+                self.context.storage.remove(container.init_layer_id)
             shutil.rmtree(self.directory(container), ignore_errors=True)
             with self._lock:
                 self._containers.pop(container.id, None)
@@ -797,7 +823,7 @@ class ContainerManager:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def size_rw(self, container: Container) -> int:
-        return self.context.storage.diff_size(container.layer_id, container.image_layer_id)
+        return self.context.storage.diff_size(container.layer_id, container.diff_parent)
 
     # -- resources -----------------------------------------------------------------
 

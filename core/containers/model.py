@@ -48,7 +48,8 @@ class Container:
     driver: str = ""
     runtime: str = ""
     layer_id: str = ""  # the storage driver's id of the writable layer
-    image_layer_id: str | None = None  # its parent: the image's top layer (driver id)
+    image_layer_id: str | None = None  # the image's top layer (driver id)
+    init_layer_id: str | None = None  # between image and writable layer: the mount points
     image_chain_id: str | None = None
     has_been_started: bool = False
     manually_stopped: bool = False  # for unless-stopped
@@ -58,6 +59,11 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def diff_parent(self) -> str | None:
+        """The layer a container's changes are measured against."""
+        return self.init_layer_id or self.image_layer_id
 
     @property
     def running(self) -> bool:

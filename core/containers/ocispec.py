@@ -651,7 +651,7 @@ def _is_host_netns(path: str) -> bool:
 
 # -- users and groups -----------------------------------------------------------------------
 
-def _resolve_in_rootfs(rootfs: Path, path: str) -> Path:
+def resolve_in_rootfs(rootfs: Path, path: str) -> Path:
     """`path` inside the container's root, following symlinks as the container would see
     them: an absolute link or ".." never leaves the rootfs (moby's FollowSymlinkInScope)."""
     pending = [part for part in path.split("/") if part]
@@ -682,7 +682,7 @@ def _resolve_in_rootfs(rootfs: Path, path: str) -> Path:
 def _read_table(rootfs: Path, path: str) -> list[list[str]] | None:
     """The colon-separated entries of a passwd/group file in the rootfs; None if absent."""
     try:
-        text = _resolve_in_rootfs(rootfs, path).read_text(errors="replace")
+        text = resolve_in_rootfs(rootfs, path).read_text(errors="replace")
     except OSError:
         return None
     rows = []
