@@ -353,8 +353,8 @@ def test_diff_export_cp_and_commit(daemon, tmp_path):
     assert (tmp_path / "copied" / "y").read_text() == "y\n"
     (tmp_path / "in.txt").write_text("into the container\n")
     docker(daemon, "cp", str(tmp_path / "in.txt"), "worked:/tmp/", check=True)
-    committed = out(docker(daemon, "commit", "-c", 'CMD ["cat", "/tmp/in.txt", "/tmp/new"]', "-m", "checkpoint",
-                           "worked", "committed:1", check=True))
+    committed = out(docker(daemon, "commit", "-c", 'CMD ["cat", "/tmp/in.txt", "/tmp/new"]',
+                           "-m", "checkpoint", "worked", "committed:1", check=True))
     assert committed.startswith("sha256:")
     assert out(docker(daemon, "run", "--rm", "committed:1", check=True)) == "into the container\ndata"
     history = out(docker(daemon, "history", "--format", "{{.Comment}}", "committed:1", check=True))
