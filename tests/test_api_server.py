@@ -165,3 +165,23 @@ def test_a_vanished_client_releases_an_idle_stream(served):
         sock.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
     assert state["released"].wait(5), "the producer was never closed"
+
+
+def test_a_burst_of_clients_is_queued_not_refused(served):
+    """Twenty parallel `docker run`s connect at once; a backlog of 5 refused the sixth."""
+    path, _ = served
+    sockets = []
+    try:
+        for _ in range(100):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.setblocking(False)  # as Go's runtime connects: a full backlog is an error
+            sock.connect(path)
+            sock.setblocking(True)
+            sockets.append(sock)
+        for sock in sockets:
+            sock.sendall(b"GET /images/x/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for sock in sockets:
+            assert sock.recv(12) == b"HTTP/1.1 200"
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -337,11 +337,15 @@ class _Handler(BaseHTTPRequestHandler):
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 refuses the sixth of a burst of clients (20
+    # parallel `docker run`s, compose bringing a project up)
+    request_queue_size = 512
 
 
 class _TLSServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 512
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], handler: type, context: ssl.SSLContext) -> None:

@@ -351,11 +351,14 @@ class ContainerManager:
                 "runtime_log": str(getattr(runtime, "log_file", lambda _id: "")(container.id) or ""),
             }
             (monitor_dir / "monitor.json").write_text(json.dumps(monitor_config))
+            log.debug("%s: bundle written", container.short_id)
             self.zygote.spawn(monitor_dir)
             pid = self._await_created(monitor_dir)
+            log.debug("%s: created by the runtime (pid %d)", container.short_id, pid)
             self._join_network(container, pid)
             self._connect_pending_attaches(container, live)
             runtime.start(container.id)
+            log.debug("%s: started", container.short_id)
         except StartFailed as exc:
             self._failed_start(container, str(exc))
             raise
@@ -531,6 +534,7 @@ class ContainerManager:
         with live.lock:
             if not container.running and container.state.Status != "paused":
                 return
+            log.debug("%s: exited", container.short_id)
             result = result or {"ExitCode": 255, "Error": "the container's monitor vanished"}
             state = container.state
             state.Running, state.Paused, state.Pid = False, False, 0
@@ -542,6 +546,7 @@ class ContainerManager:
             if live.health is not None:
                 live.health.set()
             self._cleanup_runtime(container)
+            log.debug("%s: runtime state and mount released", container.short_id)
             if state.OOMKilled:
                 self._event(container, "oom")
             self._event(container, "die", exitCode=str(state.ExitCode))
@@ -804,6 +809,7 @@ class ContainerManager:
                 live.destroyed = True
                 live.changed.notify_all()
         self._event(container, "destroy")
+        log.debug("%s: removed", container.short_id)
         self._live.pop(container.id, None)
 
     def prune(self, filters: dict[str, list[str]]) -> dict:
