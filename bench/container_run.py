@@ -51,7 +51,8 @@ def main() -> int:
     floor = statistics.median(samples["runc run (bundle ready)"])
     print(f"{'command':<30}{'median ms':>10}{'ratio':>8}")
     for name, values in samples.items():
-        print(f"{name:<30}{statistics.median(values) * 1000:>10.1f}{statistics.median(values) / floor:>7.2f}x")
+        median = statistics.median(values)
+        print(f"{name:<30}{median * 1000:>10.1f}{median / floor:>7.2f}x")
     ratio = statistics.median(samples["docker run --rm (dockyardd)"]) / floor
     print(f"\ndocker run --rm against dockyardd is {ratio:.2f}x runc run "
           f"({'meets' if ratio <= 3 else 'MISSES'} the 3x target)")

@@ -58,8 +58,8 @@ def main() -> int:
         failures: list[str] = []
 
         def run_one(index: int) -> None:
-            result = subprocess.run(["docker", "run", "-d", "--name", f"par{index}", "busybox", "sleep", "300"],
-                                    capture_output=True, env=env)
+            command = ["docker", "run", "-d", "--name", f"par{index}", "busybox", "sleep", "300"]
+            result = subprocess.run(command, capture_output=True, env=env)
             if result.returncode:
                 failures.append(result.stderr.decode())
 
@@ -92,7 +92,8 @@ def main() -> int:
     print(f"{'monitor zygote (one per host)':<34}{zygote_memory['rss']:>8}{zygote_memory['pss']:>8}"
           f"{zygote_memory['uss']:>8}")
     if monitor_memory:
-        median = {key: int(statistics.median(m[key] for m in monitor_memory)) for key in ("rss", "pss", "uss")}
+        median = {key: int(statistics.median(m[key] for m in monitor_memory))
+                  for key in ("rss", "pss", "uss")}
         print(f"{f'monitor, median of {len(monitor_memory)}':<34}{median['rss']:>8}{median['pss']:>8}"
               f"{median['uss']:>8}")
     if conmon:

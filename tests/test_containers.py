@@ -229,8 +229,10 @@ def test_memory_limit_oom_kills_and_says_so(daemon):
 
 
 def test_pids_limit(daemon):
-    container_id = out(docker(daemon, "run", "-d", "--pids-limit", "8", "busybox", "sh", "-c",
-                              "for i in $(seq 20); do sleep 30 & done 2>/dev/null; sleep 60", check=True))
+    # no fork outside the loop: the shell must outlive the refused forks (exec, not a child)
+    loop = "for i in " + " ".join(map(str, range(20))) + "; do sleep 30 & done 2>/dev/null; exec sleep 60"
+    container_id = out(docker(daemon, "run", "-d", "--pids-limit", "8", "busybox", "sh", "-c", loop,
+                              check=True))
     pids = CGROUP_ROOT / "pids" / "dockyard" / container_id
     if not pids.exists():
         pids = CGROUP_ROOT / "dockyard" / container_id  # pure cgroup v2
