@@ -385,3 +385,77 @@ def test_a_hostile_archive_cannot_escape_the_container(daemon, tmp_path):
     assert not Path("/tmp/dockyard-escape").exists()
     docker(daemon, "rm", container_id, check=True)
     assert leftovers(daemon, container_id) == []
+
+
+def test_process_settings_reach_the_container(daemon):
+    result = docker(daemon, "run", "--rm", "-e", "COLOUR=blue", "-w", "/tmp/work", "-u", "nobody",
+                    "-h", "shorty", "busybox", "sh", "-c", 'echo "$COLOUR $(pwd) $(id -un) $(hostname)"')
+    assert out(result) == "blue /tmp/work nobody shorty", result.stderr.decode()
+    entry = docker(daemon, "run", "--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint")
+    assert out(entry) == "from entrypoint"
+    missing_user = docker(daemon, "run", "--rm", "-u", "ghost", "busybox", "true")
+    assert missing_user.returncode == 125
+    assert "unable to find user ghost: no matching entries in passwd file" in missing_user.stderr.decode()
+
+
+def test_security_and_limit_flags(daemon):
+    def run(*args: str) -> str:
+        result = docker(daemon, "run", "--rm", *args)
+        assert result.returncode == 0, result.stderr.decode()
+        return out(result)
+
+    read_only = docker(daemon, "run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x 2>&1; true")
+    assert "Read-only file system" in out(read_only)
+    capabilities = run("busybox", "grep", "CapEff", "/proc/self/status").split()[-1]
+    dropped = run("--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status").split()[-1]
+    privileged = run("--privileged", "busybox", "grep", "CapEff", "/proc/self/status").split()[-1]
+    assert int(dropped, 16) == 0 < int(capabilities, 16) < int(privileged, 16)
+    assert run("--cap-drop", "CHOWN", "busybox", "sh", "-c", "chown nobody /tmp 2>&1 || echo refused") \
+        .endswith("refused")
+    assert run("--security-opt", "no-new-privileges", "busybox", "grep", "NoNewPrivs",
+               "/proc/self/status").split()[-1] == "1"
+    assert run("--ulimit", "nofile=512:1024", "busybox", "sh", "-c", "ulimit -n") == "512"
+    assert run("--shm-size", "16m", "busybox", "df", "-k", "/dev/shm").split()[-5] == "16384"
+    assert run("--sysctl", "net.ipv4.ip_forward=1", "busybox", "cat", "/proc/sys/net/ipv4/ip_forward") == "1"
+    init = run("--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert init.startswith("/sbin/docker-init")
+    bad = docker(daemon, "run", "--rm", "--memory", "-5m", "busybox", "true")
+    assert bad.returncode != 0
+
+
+def test_rename_prune_and_lifecycle_events(daemon):
+    since = str(int(time.time()))
+    container_id = out(docker(daemon, "run", "-d", "--name", "before", "busybox", "sleep", "30", check=True))
+    docker(daemon, "rename", "before", "after", check=True)
+    assert out(docker(daemon, "inspect", "--format", "{{.Name}}", container_id)) == "/after"
+    docker(daemon, "pause", "after", check=True)
+    docker(daemon, "unpause", "after", check=True)
+    exec_result = docker(daemon, "exec", "after", "true")
+    assert exec_result.returncode == 0
+    docker(daemon, "stop", "-t", "0", "after", check=True)
+    pruned = out(docker(daemon, "container", "prune", "-f", check=True))
+    assert container_id in pruned
+    events = out(docker(daemon, "events", "--since", since, "--until", str(int(time.time()) + 1),
+                        "--filter", f"container={container_id}", "--format", "{{.Action}}", check=True))
+    actions = [action.split(":")[0] for action in events.splitlines()]
+    for expected in ("create", "start", "rename", "pause", "unpause", "exec_create", "exec_start",
+                     "exec_die", "kill", "die", "stop", "destroy"):
+        assert expected in actions, (expected, actions)
+    assert leftovers(daemon, container_id) == []
+
+
+def test_restart_policy_always_survives_a_daemon_restart(daemon):
+    container_id = out(docker(daemon, "run", "-d", "--restart", "always", "busybox", "sleep", "60",
+                              check=True))
+    stopped = out(docker(daemon, "run", "-d", "--restart", "unless-stopped", "busybox", "sleep", "60",
+                         check=True))
+    docker(daemon, "stop", "-t", "0", stopped, check=True)
+    daemon.stop()
+    runc_root = str(daemon.exec_root / "runtime" / "runc")
+    docker_state = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True,
+                                  text=True).stdout.split()
+    assert container_id in docker_state  # live restore: the daemon's stop did not stop it
+    daemon.start()
+    assert json.loads(out(docker(daemon, "inspect", container_id)))[0]["State"]["Running"] is True
+    assert json.loads(out(docker(daemon, "inspect", stopped)))[0]["State"]["Running"] is False
+    docker(daemon, "rm", "-f", container_id, stopped, check=True)

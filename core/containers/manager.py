@@ -310,14 +310,14 @@ class ContainerManager:
             live.stop_requested = False
             try:
                 self._start_locked(container, live)
-            except StartFailed:
-                failed = True
+            except Exception as exc:
+                failure = exc
             else:
-                failed = False
-        if failed:
+                failure = None
+        if failure is not None:
             if container.host_config.get("AutoRemove"):
                 self.remove(container.id, force=True)  # `run --rm` waits for removal even now
-            raise StartFailed(container.state.Error)
+            raise failure
         return container
 
     def _start_locked(self, container: Container, live: _Live) -> None:
