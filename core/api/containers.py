@@ -351,11 +351,11 @@ def register(router: Router, engine: Engine) -> None:
             raise InvalidParameter("attach needs stream=1 (or logs=1)")
         if container.has_been_started and not container.running and not container.state.Restarting:
             raise Conflict("You cannot attach to a stopped container, start it first")
-        manager = containers()
+        connect = containers().attach(container.id, want_stdin, want_stdout, want_stderr)
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
             try:
-                monitor = manager.attach(container.id, want_stdin, want_stdout, want_stderr)
+                monitor = connect()
             except (Conflict, NotFound):
                 return  # the start failed or the container went: the start call reports why
             _Attachment(client, reader, monitor, tty, want_stdin).run()

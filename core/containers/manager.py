@@ -423,9 +423,13 @@ class ContainerManager:
             attach.error = reason
             attach.ready.set()
 
-    def attach(self, name_or_id: str, stdin: bool, stdout: bool, stderr: bool):
-        """A socket attached to the container's stdio through its monitor. For a container
-        that has never run, this waits for `start` (docker run attaches first)."""
+    def attach(self, name_or_id: str, stdin: bool, stdout: bool, stderr: bool) -> Callable[[], object]:
+        """Register an attach now and return the function that yields its socket.
+
+        Registration happens before the API answers the upgrade: `docker run` starts the
+        container as soon as it has that answer, and output written before the monitor
+        knew of the client would be lost. For a container that has never run, the
+        socket comes once `start` has created it (docker run attaches first)."""
         container = self.get(name_or_id)
         live = self._live[container.id]
         with live.lock:
@@ -433,18 +437,23 @@ class ContainerManager:
                 if container.state.Paused:
                     raise Conflict("You cannot attach to a paused container, unpause it first")
                 try:
-                    return self.monitor(container).attach(stdin, stdout, stderr)
+                    sock = self.monitor(container).attach(stdin, stdout, stderr)
                 except MonitorError as exc:
                     raise Conflict(str(exc)) from None
+                return lambda: sock
             if container.has_been_started and not container.state.Restarting:
                 raise Conflict("You cannot attach to a stopped container, start it first")
             pending = PendingAttach(stdin, stdout, stderr)
             live.pending_attaches.append(pending)
-        pending.ready.wait()
-        if pending.sock is None:
-            raise Conflict(pending.error or "the container did not start")
-        self._event(container, "attach")
-        return pending.sock
+
+        def connected():
+            pending.ready.wait()
+            if pending.sock is None:
+                raise Conflict(pending.error or "the container did not start")
+            self._event(container, "attach")
+            return pending.sock
+
+        return connected
 
     def _failed_start(self, container: Container, message: str) -> None:
         self._cleanup_runtime(container)
