@@ -63,8 +63,18 @@ def out(result) -> str:
     return result.stdout.decode().strip()
 
 
-def leftovers(daemon, container_id: str) -> list[str]:
-    """Everything of a removed container that could outlive it."""
+def leftovers(daemon, container_id: str, settle: float = 5.0) -> list[str]:
+    """Everything of a removed container that could outlive it. Layer files are deleted
+    in the background after `rm` returns, so give that a moment before calling it a leak."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = _leftovers(daemon, container_id)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _leftovers(daemon, container_id: str) -> list[str]:
     found = []
     mounts = Path("/proc/self/mountinfo").read_text()
     if container_id in mounts:

@@ -404,7 +404,7 @@ class ContainerManager:
                     message = "the runtime failed"
                 raise StartFailed(f"failed to create task for container: OCI runtime create failed: "
                                   f"{message}: unknown")
-            time.sleep(0.005)
+            time.sleep(0.002)
         raise StartFailed("the container did not start within 60 seconds")
 
     def _connect_pending_attaches(self, container: Container, live: _Live) -> None:
@@ -620,20 +620,33 @@ class ContainerManager:
         self._event(container, "restart")
 
     def _cleanup_runtime(self, container: Container) -> None:
-        """Release what a run held: the runtime's record, the rootfs mount, the bundle."""
+        """Release what a run held: the runtime's record, the rootfs mount, the bundle.
+
+        The bundle directory is made before the runtime is called and removed last, so
+        without it there is nothing to release (and no runtime call to pay for)."""
+        run_dir = self.run_directory(container)
+        if not (run_dir / "bundle").exists():
+            return
         runtime = self.context.runtimes.get(container.runtime)
-        if runtime is not None:
+
+        def delete_runtime_record() -> None:
             try:
                 runtime.delete(container.id, force=True)
             except RuntimeFailure as exc:
                 log.warning("runtime delete of %s: %s", container.short_id, exc)
-        run_dir = self.run_directory(container)
-        if (run_dir / "bundle").exists():
-            try:
-                self.context.storage.unmount(container.layer_id)
-            except Exception as exc:  # a stale unmount must not block the state change
-                log.warning("unmount of %s: %s", container.short_id, exc)
-            shutil.rmtree(run_dir / "bundle", ignore_errors=True)
+
+        # the runtime's delete (a process of its own) and the unmount are independent:
+        # the container's processes are gone either way, so they run side by side
+        deleting = threading.Thread(target=delete_runtime_record, name="runtime delete")
+        if runtime is not None:
+            deleting.start()
+        try:
+            self.context.storage.unmount(container.layer_id)
+        except Exception as exc:  # a stale unmount must not block the state change
+            log.warning("unmount of %s: %s", container.short_id, exc)
+        if runtime is not None:
+            deleting.join()
+        shutil.rmtree(run_dir / "bundle", ignore_errors=True)
 
     # -- stop, kill, pause -----------------------------------------------------------
 

@@ -53,6 +53,11 @@ class OverlayDriver:
         self.links.mkdir(exist_ok=True)
         self._mounts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._doomed: list[Path] = []
+        self._doomed_ready = threading.Condition()
+        self._deleter = threading.Thread(target=self._delete_set_aside, name="overlay delete",
+                                         daemon=True)
+        self._deleter.start()
         check_upper_filesystem(self.home)
 
     # -- layers -----------------------------------------------------------------------
@@ -128,7 +133,28 @@ class OverlayDriver:
                 return
             self._mounts.pop(layer_id, None)
             doomed = self._set_aside(layer)
-        shutil.rmtree(doomed)  # outside the lock: other layers need not wait for a big delete
+        # The id is free once the layer is set aside; its files go in the background, so
+        # `docker rm` (and `run --rm`) never waits for a big delete. A crash leaves a
+        # .gone-* directory, which recover() deletes.
+        with self._doomed_ready:
+            self._doomed.append(doomed)
+            self._doomed_ready.notify()
+
+    def _delete_set_aside(self) -> None:
+        while True:
+            with self._doomed_ready:
+                while not self._doomed:
+                    self._doomed_ready.wait()
+                doomed = self._doomed[0]
+            shutil.rmtree(doomed, ignore_errors=True)
+            with self._doomed_ready:
+                self._doomed.pop(0)
+                self._doomed_ready.notify_all()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every removed layer's files are gone (tests, shutdown)."""
+        with self._doomed_ready:
+            return self._doomed_ready.wait_for(lambda: not self._doomed, timeout)
 
     def _discard(self, layer: Path) -> None:
         shutil.rmtree(self._set_aside(layer))
@@ -286,8 +312,9 @@ class OverlayDriver:
             link.symlink_to(f"../{layer.name}/diff")
 
     def cleanup(self) -> None:
-        """Nothing to release: container mounts stay (live restore); the short-lived
-        mounts of parents that `changes` makes are undone before it returns."""
+        """Finish deleting removed layers. Container mounts stay (live restore); the
+        short-lived mounts of parents that `changes` makes are undone before it returns."""
+        self.settle(timeout=60)
 
 
 def check_upper_filesystem(home: Path) -> None:

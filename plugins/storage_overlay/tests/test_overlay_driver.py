@@ -178,3 +178,19 @@ def test_the_factory_refuses_a_home_on_overlayfs(tmp_path: Path, home: Path) -> 
             make(home / "merged" / "data-root")
     finally:
         kernel.unmount(home / "merged")
+
+
+def test_removal_frees_the_id_at_once_and_deletes_the_files_in_the_background(home: Path) -> None:
+    driver = make(home)
+    big = LayerTar()
+    for index in range(200):
+        big.file(f"dir/f{index}", b"x" * 1000)
+    build(driver, "doomed", None, big)
+    driver.remove("doomed")
+    assert not driver.exists("doomed")
+    build(driver, "doomed", None, LayerTar().file("again", b"1"))  # the id is free already
+    assert driver.settle(timeout=30)
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".gone-")]
+    driver.remove("doomed")
+    driver.cleanup()  # waits for the delete
+    assert not [p.name for p in home.iterdir() if p.name.startswith(".gone-")]
