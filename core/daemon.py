@@ -226,7 +226,10 @@ def run(config: DaemonConfig, reload_config=None) -> None:
         log.info("dockyardd %s started (storage driver: %s)", __version__,
                  engine.storage_driver_name or "none")
         while True:
-            stop.wait()
+            # A signal may be delivered to any thread, and Python runs its handler only
+            # when the main thread executes: wake up now and then so it always does.
+            while not stop.wait(0.2):
+                pass
             if reload_wanted.is_set():
                 reload_wanted.clear()
                 stop.clear()
