@@ -171,6 +171,18 @@ def receive_fd(listener: socket.socket, timeout: float) -> int:
     return fds[0]
 
 
+def pipes(with_stdin: bool) -> tuple[list[int], dict[int, int], int | None]:
+    """Pipes for a process without a terminal: (its stdin, stdout, stderr ends; our
+    output ends by stream; our stdin end, or None when its stdin is /dev/null)."""
+    if with_stdin:
+        stdin_r, stdin_w = os.pipe()
+    else:
+        stdin_r, stdin_w = os.open(os.devnull, os.O_RDONLY), None
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    return [stdin_r, out_w, err_w], {out_r: STDOUT, err_r: STDERR}, stdin_w
+
+
 def listen_unix(path: str) -> socket.socket:
     try:
         os.unlink(path)
@@ -246,16 +258,8 @@ class Monitor:
             child_fds.append(stdio[0])
         else:
             console = None
-            if config.get("open_stdin"):
-                stdin_r, stdin_w = os.pipe()
-            else:
-                stdin_r, stdin_w = os.open(os.devnull, os.O_RDONLY), None
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            stdio = [stdin_r, out_w, err_w]
+            stdio, self.output_fds, self.stdin_fd = pipes(bool(config.get("open_stdin")))
             child_fds += stdio
-            self.output_fds = {out_r: STDOUT, err_r: STDERR}
-            self.stdin_fd = stdin_w
         process = os.posix_spawnp(config["create_argv"][0], config["create_argv"],
                                   dict(os.environ, **config.get("runtime_env", {})),
                                   file_actions=[(os.POSIX_SPAWN_DUP2, stdio[0], 0),
@@ -562,15 +566,8 @@ class Monitor:
             outputs: dict[int, int] = {}
         else:
             console = None
-            if request.get("stdin"):
-                stdin_r, stdin_w = os.pipe()
-            else:
-                stdin_r, stdin_w = os.open(os.devnull, os.O_RDONLY), None
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            stdio = [stdin_r, out_w, err_w]
+            stdio, outputs, stdin_w = pipes(bool(request.get("stdin")))
             close_after = stdio
-            outputs = {out_r: STDOUT, err_r: STDERR}
         process = os.posix_spawnp(argv[0], argv, dict(os.environ),
                                   file_actions=[(os.POSIX_SPAWN_DUP2, fd, index)
                                                 for index, fd in enumerate(stdio)])

@@ -92,25 +92,14 @@ def images(ctx, reference, show_all, quiet, digests, no_trunc, filters, output_f
 
 
 @click.command("inspect")
+@click.option("-f", "--format", "output_format", help="A Python format string over the image's fields.")
 @click.argument("names", nargs=-1, required=True)
-@click.option("-f", "--format", "output_format", help="json (default) or a Python format with {Id}...")
 @click.pass_context
-def image_inspect(ctx, names, output_format):
+def image_inspect(ctx, output_format, names):
     """Display detailed information on one or more images."""
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(client(ctx).get_json(f"/images/{name}/json"))
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-    if output_format and output_format != "json":
-        for image in found:
-            click.echo(output_format.format(**image))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed:
-        sys.exit(1)
+    from dockyard.cli.containers import inspect
+
+    ctx.invoke(inspect, output_format=output_format, kind="image", size=False, names=names)
 
 
 @click.command("history")
