@@ -178,7 +178,13 @@ def _inventory(root: Path) -> tuple[int, int]:
 
 
 def _names(root: Path) -> set[str]:
-    return {str(path.relative_to(root)) for path in root.rglob("*")}
+    """Every path under `root`. os.walk skips directories that vanish while it walks: a
+    driver may delete removed layers in the background (overlay does)."""
+    names = set()
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            names.add(os.path.relpath(os.path.join(directory, name), root))
+    return names
 
 
 class StorageDriverSuite:
