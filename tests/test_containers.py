@@ -469,3 +469,33 @@ def test_restart_policy_always_survives_a_daemon_restart(daemon):
     assert json.loads(out(docker(daemon, "inspect", container_id)))[0]["State"]["Running"] is True
     assert json.loads(out(docker(daemon, "inspect", stopped)))[0]["State"]["Running"] is False
     docker(daemon, "rm", "-f", container_id, stopped, check=True)
+
+
+def test_parallel_first_starts_share_one_monitor_zygote(tmp_path_factory):
+    """Twenty containers started at once on a fresh daemon: one zygote, not one each."""
+    import threading
+
+    from dockyard.testing.daemon import DaemonProcess
+
+    fresh = DaemonProcess(Path(tmp_path_factory.mktemp("zy", numbered=True))).start()
+    env = {**os.environ, "DOCKYARD_HOST": fresh.host}
+    subprocess.run([*_dockyard(), "image", "bootstrap", "busybox"], env=env, check=True, capture_output=True)
+    try:
+        threads = [threading.Thread(target=docker, args=(fresh, "run", "-d", "busybox", "sleep", "30"))
+                   for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        socket_path = str(fresh.exec_root / "monitor-zygote.sock")
+        # listening sockets bound to that path (an extra zygote keeps listening even after
+        # its path was taken over; monitors share the zygote's command line, not its socket)
+        listeners = [line for line in Path("/proc/net/unix").read_text().splitlines()
+                     if line.endswith(" " + socket_path) and line.split()[3] == "00010000"]
+        assert len(listeners) == 1, listeners
+        assert len(fresh.client().get_json("/containers/json")) == 8
+    finally:
+        for container in fresh.client().get_json("/containers/json", {"all": 1}):
+            fresh.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
+        fresh.stop()
+        _stop_zygote(fresh)

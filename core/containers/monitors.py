@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ class MonitorError(Exception):
 class Zygote:
     def __init__(self, exec_root: Path) -> None:
         self.socket_path = exec_root / "monitor-zygote.sock"
+        # parallel starts must not each launch a zygote: all but the last would be left
+        # listening on an unlinked socket, forever
+        self._starting = threading.Lock()
 
     def _alive(self) -> bool:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -43,6 +47,11 @@ class Zygote:
     def ensure(self) -> None:
         if self._alive():
             return
+        with self._starting:
+            if not self._alive():
+                self._launch()
+
+    def _launch(self) -> None:
         subprocess.Popen(
             [sys.executable, "-I", "-m", "dockyard.monitor", "--zygote", str(self.socket_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
