@@ -134,7 +134,13 @@ class ContainerManager:
         self._live: dict[str, _Live] = {}
         self._execs: dict[str, ExecRecord] = {}
         self._shutting_down = False
+        for leftovers in (self.run_root, context.exec_root / "m"):
+            for directory in leftovers.glob(".gone-*"):  # set aside by a remove, not deleted
+                shutil.rmtree(directory, ignore_errors=True)
         for directory in self.root.iterdir():
+            if directory.name.startswith(".gone-"):  # set aside by a remove, not yet deleted
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
             container = model.load(directory)
             if container is None:
                 shutil.rmtree(directory, ignore_errors=True)  # a create that never finished
@@ -190,8 +196,8 @@ class ContainerManager:
         return ({c.layer_id for c in containers} | {c.init_layer_id for c in containers if c.init_layer_id},
                 {c.image_chain_id for c in containers if c.image_chain_id})
 
-    def _save(self, container: Container) -> None:
-        model.save(container, self.directory(container))
+    def _save(self, container: Container, durable: bool = False) -> None:
+        model.save(container, self.directory(container), durable)
         live = self._live.get(container.id)
         if live is not None:
             with live.changed:
@@ -261,7 +267,7 @@ class ContainerManager:
             )
             try:
                 self._create_layers(container)
-                self._save(container)
+                self._save(container, durable=True)
             except BaseException:
                 self.context.storage.remove(container.layer_id)
                 self.context.storage.remove(container.init_layer_id)
@@ -819,12 +825,11 @@ class ContainerManager:
             self._release_pending_attaches(live, f"container {container.id} was removed")
             container.state.Status = "removing"
             self._cleanup_runtime(container)
-            shutil.rmtree(self.run_directory(container), ignore_errors=True)
-            shutil.rmtree(self.monitor_directory(container), ignore_errors=True)
+            self._discard(self.run_directory(container), self.monitor_directory(container))
             self.context.storage.remove(container.layer_id)
             if container.init_layer_id:
                 self.context.storage.remove(container.init_layer_id)
-            shutil.rmtree(self.directory(container), ignore_errors=True)
+            self._discard(self.directory(container))
             with self._lock:
                 self._containers.pop(container.id, None)
             with live.changed:
@@ -833,6 +838,22 @@ class ContainerManager:
         self._event(container, "destroy")
         log.debug("%s: removed", container.short_id)
         self._live.pop(container.id, None)
+
+    def _discard(self, *directories: Path) -> None:
+        """Rename directories out of the way at once (a new container may reuse nothing of
+        theirs) and delete them on a background thread: `docker rm` does not wait for
+        the files. A crash in between leaves .gone-* names, deleted at the next start."""
+        doomed = []
+        for directory in directories:
+            target = directory.with_name(f".gone-{directory.name}-{secrets.token_hex(4)}")
+            try:
+                directory.rename(target)
+            except FileNotFoundError:
+                continue
+            doomed.append(target)
+        if doomed:
+            threading.Thread(target=lambda: [shutil.rmtree(d, ignore_errors=True) for d in doomed],
+                             name="delete container files", daemon=True).start()
 
     def prune(self, filters: dict[str, list[str]]) -> dict:
         deleted, reclaimed = [], 0

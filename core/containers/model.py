@@ -78,14 +78,19 @@ class Container:
         return cls(state=state, **data)
 
 
-def save(container: Container, directory: Path) -> None:
+def save(container: Container, directory: Path, durable: bool = False) -> None:
+    """Write the record atomically (write, rename). `durable` adds an fsync: the record
+    made at create must survive a power loss; the state changes after it must survive
+    a daemon crash, which the rename alone guarantees, and a power loss ends every
+    container anyway (restore settles them as exited)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "container.json"
     temporary = directory / "container.json.tmp"
     with open(temporary, "w") as handle:
         json.dump(container.to_json(), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
