@@ -7,7 +7,9 @@ The docker CLI sends `{"key": {"value": true}}`, docker-py and older clients sen
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable
 
 from dockyard.errors import InvalidParameter
 
@@ -46,3 +48,26 @@ def match_labels(wanted: list[str], labels: dict[str, str]) -> bool:
         if key not in labels or (sep and labels[key] != value):
             return False
     return True
+
+
+def label_filters_match(filters: dict[str, list[str]], labels: dict[str, str]) -> bool:
+    """`label=` filters must all match and `label!=` filters must all miss."""
+    if "label" in filters and not match_labels(filters["label"], labels):
+        return False
+    return not any(match_labels([item], labels) for item in filters.get("label!", []))
+
+
+def until_timestamp(value: str, parse_time: Callable[[str], float]) -> float:
+    """An `until=` filter as unix seconds: a duration ago (10m), unix seconds, or a time
+    `parse_time` understands (0 when it does not)."""
+    value = value.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    if match:
+        return time.time() - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        moment = parse_time(value)
+        if moment:
+            return moment
+    raise InvalidParameter(f"invalid filter 'until={value}'")

@@ -499,3 +499,14 @@ def test_parallel_first_starts_share_one_monitor_zygote(tmp_path_factory):
             fresh.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
         fresh.stop()
         _stop_zygote(fresh)
+
+
+def test_container_prune_honours_until_and_labels(daemon):
+    young = out(docker(daemon, "create", "--label", "keep=yes", "busybox", "true", check=True))
+    other = out(docker(daemon, "create", "busybox", "true", check=True))
+    docker(daemon, "container", "prune", "-f", "--filter", "until=1h", check=True)
+    assert out(docker(daemon, "ps", "-aq", "--no-trunc")).split() != []  # too young for until=1h
+    docker(daemon, "container", "prune", "-f", "--filter", "label!=keep=yes", check=True)
+    remaining = out(docker(daemon, "ps", "-aq", "--no-trunc")).split()
+    assert young in remaining and other not in remaining
+    docker(daemon, "rm", young, check=True)

@@ -30,7 +30,7 @@ from dockyard.containers.model import Container
 from dockyard.containers.monitors import read_frames
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, InvalidParameter, NotFound, Unavailable
-from dockyard.filters import match_labels, parse_filters
+from dockyard.filters import label_filters_match, parse_filters
 from dockyard.units import human_duration
 
 LIST_FILTERS = ("ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
@@ -152,7 +152,7 @@ def _matches(manager: ContainerManager, container: Container, filters: dict[str,
             return False
     if "id" in filters and not any(container.id.startswith(i) for i in filters["id"]):
         return False
-    if "label" in filters and not match_labels(filters["label"], container.config.get("Labels") or {}):
+    if not label_filters_match(filters, container.config.get("Labels") or {}):
         return False
     if "exited" in filters:
         if container.running or not container.has_been_started:

@@ -1145,13 +1145,17 @@ def _healthcheck_enabled(healthcheck: dict) -> bool:
 
 
 def _matches_label_and_until(container: Container, filters: dict[str, list[str]]) -> bool:
-    from dockyard.filters import match_labels
+    from dockyard.containers.logs import parse_time_nano
+    from dockyard.filters import label_filters_match, until_timestamp
 
-    labels = container.config.get("Labels") or {}
-    if "label" in filters and not match_labels(filters["label"], labels):
+    if not label_filters_match(filters, container.config.get("Labels") or {}):
         return False
-    for item in filters.get("label!", []):
-        if match_labels([item], labels):
-            return False
-    return True
+    if "until" in filters:
+        def rfc3339(text: str) -> float:
+            try:
+                return parse_time_nano(text) / 1e9
+            except ValueError:
+                return 0.0
 
+        return rfc3339(container.created) < until_timestamp(filters["until"][-1], rfc3339)
+    return True

@@ -9,16 +9,15 @@ except those an operation still in progress holds through a lease.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from dockyard.images.leases import Leases
 
 _DIGEST = re.compile(r"^sha256:([a-f0-9]{64})$")
 CHUNK = 1 << 20
@@ -104,37 +103,26 @@ class ContentStore:
         self.ingest_dir = root / "ingest"
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._leases: Counter[str] = Counter()
+        self._leases = Leases()
 
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[set[str]]:
+    def lease(self):
         """Blobs written or held with the yielded set survive `collect` until the block
         ends (an image being loaded has blobs before it has a record)."""
-        held: set[str] = set()
-        try:
-            yield held
-        finally:
-            with self._lock:
-                self._leases.subtract(held)
-                self._leases += Counter()
+        return self._leases.lease()
 
     def hold(self, lease: set[str], digest: str) -> None:
-        with self._lock:
-            if digest not in lease:
-                lease.add(digest)
-                self._leases[digest] += 1
+        self._leases.hold(lease, digest)
 
     def collect(self, in_use: set[str]) -> int:
         """Delete every blob neither in `in_use` nor leased; returns bytes freed."""
         freed = 0
-        with self._lock:
+        with self._leases.lock:
+            leased = self._leases.active()
             for digest in self.digests():
-                if digest not in in_use and self._leases[digest] <= 0:
+                if digest not in in_use and digest not in leased:
                     path = self.path(digest)
                     freed += path.stat().st_size
                     path.unlink(missing_ok=True)
-            self._leases += Counter()
         return freed
 
     def path(self, digest: str) -> Path:

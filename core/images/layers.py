@@ -9,19 +9,18 @@ by `recover`. Layers are removed by `collect`, given every chain id still in use
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
 import threading
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.drivers.storage import StorageDriver
+from dockyard.images.leases import Leases
 
 CHUNK = 1 << 20
 
@@ -89,7 +88,7 @@ class LayerStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._registering: dict[str, threading.Lock] = {}
-        self._leases: Counter[str] = Counter()
+        self._leases = Leases()
         self._layers: dict[str, Layer] = {}
         for path in self.root.glob("*.json"):
             try:
@@ -125,23 +124,13 @@ class LayerStore:
 
     # -- registration ----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[set[str]]:
+    def lease(self):
         """Chain ids added to the yielded set are safe from `collect` until the block
         ends: an image being loaded holds its layers this way until it is recorded."""
-        held: set[str] = set()
-        try:
-            yield held
-        finally:
-            with self._lock:
-                self._leases.subtract(held)
-                self._leases += Counter()  # drop counts that reached zero
+        return self._leases.lease()
 
     def _hold(self, lease: set[str], chain: str) -> None:
-        with self._lock:
-            if chain not in lease:
-                lease.add(chain)
-                self._leases[chain] += 1
+        self._leases.hold(lease, chain)
 
     def register(self, parent: str | None, tar_stream: BinaryIO, lease: set[str],
                  expected_diff_id: str | None = None, sinks: Iterable = ()) -> Layer:
@@ -202,9 +191,9 @@ class LayerStore:
     def collect(self, in_use: set[str]) -> list[Layer]:
         """Remove every layer that no user in `in_use` (top chain ids) and no lease needs;
         children go before their parents. Returns what was removed."""
-        with self._lock:
+        with self._lock, self._leases.lock:
             needed: set[str] = set()
-            for top in list(in_use) + [c for c, n in self._leases.items() if n > 0]:
+            for top in list(in_use) + list(self._leases.active()):
                 chain = top
                 while chain is not None and chain not in needed and chain in self._layers:
                     needed.add(chain)

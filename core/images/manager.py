@@ -13,7 +13,6 @@ import contextlib
 import json
 import re
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from dockyard import hostinfo
 from dockyard.drivers.storage import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.events import EventsManager
-from dockyard.filters import match_labels
+from dockyard.filters import label_filters_match, until_timestamp
 from dockyard.images.changes import apply_changes
 from dockyard.images.compression import decompressed
 from dockyard.images.content import ContentStore
@@ -464,27 +463,11 @@ class ImageManager:
 
 
 def _until_seconds(value: str) -> float:
-    value = value.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
-    if match:
-        return time.time() - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
-    try:
-        return float(value)
-    except ValueError:
-        created = parse_created(value)
-        if created:
-            return created
-    raise InvalidParameter(f"invalid filter 'until={value}'")
+    return until_timestamp(value, parse_created)
 
 
 def _label_filters_match(filters: dict[str, list[str]], config: dict) -> bool:
-    labels = (config.get("config") or {}).get("Labels") or {}
-    if "label" in filters and not match_labels(filters["label"], labels):
-        return False
-    for item in filters.get("label!", []):
-        if match_labels([item], labels):
-            return False
-    return True
+    return label_filters_match(filters, (config.get("config") or {}).get("Labels") or {})
 
 
 def _reference_matches(pattern: str, familiar_tag: str) -> bool:
