@@ -225,6 +225,36 @@ def test_exec_with_a_tty(daemon):
     docker(daemon, "rm", "-f", container_id, check=True)
 
 
+def test_detach_keys_leave_the_container_running(daemon):
+    """The daemon itself watches for detach keys: a raw API client, with no CLI to do it."""
+    container_id = out(docker(daemon, "run", "-dit", "busybox", "sh", check=True))
+    api = daemon.client()
+    from dockyard.client import APIError
+
+    with pytest.raises(APIError, match="Invalid detach keys"):
+        api.hijack("POST", f"/containers/{container_id}/attach",
+                   {"stream": 1, "stdin": 1, "stdout": 1, "detachKeys": "ctrl-foo"})
+    since = time.time() - 1
+    sock, _ = api.hijack("POST", f"/containers/{container_id}/attach",
+                         {"stream": 1, "stdin": 1, "stdout": 1, "detachKeys": "ctrl-x,y"})
+    sock.settimeout(20)
+    sock.sendall(b"echo $((6*7))\n")
+    seen = b""
+    while b"42" not in seen:
+        seen += sock.recv(4096)
+    sock.sendall(b"\x18y")
+    while chunk := sock.recv(4096):
+        seen += chunk
+    sock.close()
+    assert b"\x18" not in seen  # the detach sequence never reached the container's terminal
+    state = api.get_json(f"/containers/{container_id}/json")["State"]
+    assert state["Running"], state
+    events = docker(daemon, "events", "--since", str(int(since)), "--until", str(int(time.time()) + 1),
+                    "--filter", "event=detach", "--format", "{{.Actor.ID}}", check=True)
+    assert out(events).splitlines() == [container_id]
+    docker(daemon, "rm", "-f", container_id, check=True)
+
+
 def test_memory_limit_oom_kills_and_says_so(daemon):
     since = str(int(time.time()))
     result = docker(daemon, "run", "--name", "hog", "--memory", "32m", "--memory-swap", "32m", "busybox",

@@ -28,6 +28,7 @@ from dockyard.containers import logs as container_logs
 from dockyard.containers.manager import ContainerManager
 from dockyard.containers.model import Container
 from dockyard.containers.monitors import read_frames
+from dockyard.detachkeys import DetachKeysError, EscapeFilter, parse_detach_keys
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from dockyard.filters import label_filters_match, parse_filters
@@ -182,17 +183,26 @@ def _matches(manager: ContainerManager, container: Container, filters: dict[str,
     return True
 
 
+def _detach_keys(text: str | None) -> bytes:
+    try:
+        return parse_detach_keys(text)
+    except DetachKeysError as exc:
+        raise InvalidParameter(str(exc)) from None
+
+
 class _Attachment:
     """Relays one client connection and one monitor session in both directions."""
 
     def __init__(self, client: socket.socket, client_reader: BinaryIO, monitor: socket.socket,
-                 tty: bool, stdin: bool, on_exit=None) -> None:
+                 tty: bool, stdin: bool, detach_keys: bytes = b"", on_exit=None, on_detach=None) -> None:
         self.client = client
         self.client_reader = client_reader
         self.monitor = monitor
         self.tty = tty
         self.stdin = stdin
+        self.escape = EscapeFilter(detach_keys)
         self.on_exit = on_exit
+        self.on_detach = on_detach
 
     def run(self) -> None:
         if self.stdin:
@@ -219,14 +229,30 @@ class _Attachment:
                 data = self.client_reader.read1(65536) if hasattr(self.client_reader, "read1") \
                     else self.client_reader.read(65536)
                 if not data:
+                    self.monitor.sendall(self.escape.flush())
                     break
-                self.monitor.sendall(data)
+                forward, detached = self.escape.feed(data)
+                if forward:
+                    self.monitor.sendall(forward)
+                if detached:
+                    self._detach()
+                    return
         except (OSError, ValueError):
             pass
         try:
             self.monitor.shutdown(socket.SHUT_WR)  # the client's half-close is stdin EOF
         except OSError:
             pass
+
+    def _detach(self) -> None:
+        """Leave the process running: both connections end, as when the client goes."""
+        if self.on_detach is not None:
+            self.on_detach()
+        for sock in (self.monitor, self.client):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def register(router: Router, engine: Engine) -> None:
@@ -351,6 +377,7 @@ def register(router: Router, engine: Engine) -> None:
             raise InvalidParameter("attach needs stream=1 (or logs=1)")
         if container.has_been_started and not container.running and not container.state.Restarting:
             raise Conflict("You cannot attach to a stopped container, start it first")
+        detach_keys = _detach_keys(request.arg("detachKeys"))
         connect = containers().attach(container.id, want_stdin, want_stdout, want_stderr)
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
@@ -358,7 +385,8 @@ def register(router: Router, engine: Engine) -> None:
                 monitor = connect()
             except (Conflict, NotFound):
                 return  # the start failed or the container went: the start call reports why
-            _Attachment(client, reader, monitor, tty, want_stdin).run()
+            _Attachment(client, reader, monitor, tty, want_stdin, detach_keys,
+                        on_detach=lambda: containers()._event(container, "detach")).run()
 
         return HijackResponse(session, RAW if tty else MULTIPLEXED)
 
@@ -518,6 +546,7 @@ def register(router: Router, engine: Engine) -> None:
     @router.post("/containers/{id}/exec")
     def exec_create(request: Request) -> Response:
         body = request.json({}) or {}
+        _detach_keys(body.get("DetachKeys"))
         record = containers().exec_create(request.params["id"], body)
         return json_response({"Id": record.id}, 201)
 
@@ -544,6 +573,7 @@ def register(router: Router, engine: Engine) -> None:
         manager = containers()
         record = manager.exec_get(request.params["id"])
         tty = bool(body.get("Tty", record.config.get("Tty")))
+        detach_keys = _detach_keys(record.config.get("DetachKeys"))
         if body.get("Detach"):
             manager.exec_start(record.id, detach=True, tty=tty)
             return Response(200)
@@ -556,7 +586,7 @@ def register(router: Router, engine: Engine) -> None:
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
             _Attachment(client, reader, monitor, tty, bool(record.config.get("AttachStdin")),
-                        on_exit=finished).run()
+                        detach_keys, on_exit=finished).run()
 
         return HijackResponse(session, RAW if tty else MULTIPLEXED)
 

@@ -21,9 +21,6 @@ from dockyard.cli.common import api_errors, client
 from dockyard.cli.format import ago, human_size, table
 from dockyard.client import APIError, DaemonUnreachable
 
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
-
-
 # -- building the create request -------------------------------------------------------
 
 def _size(value: str, flag: str) -> int:
@@ -218,6 +215,14 @@ def container_options(function):
 
 # -- streams ---------------------------------------------------------------------------
 
+def _check_detach_keys(text: str | None) -> None:
+    from dockyard.detachkeys import DetachKeysError, parse_detach_keys
+
+    try:
+        parse_detach_keys(text)
+    except DetachKeysError as exc:
+        raise click.UsageError(str(exc)) from None
+
 class _RawTerminal:
     """The local terminal in raw mode while attached to a container's TTY."""
 
@@ -241,27 +246,29 @@ class _RawTerminal:
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
 
 
-def pump(sock: socket.socket, tty: bool, send_stdin: bool) -> bool:
+def pump(sock: socket.socket, tty: bool, send_stdin: bool, detach_keys: str | None = None) -> bool:
     """Copy the stream to stdout/stderr (demultiplexed unless TTY) and stdin to the
-    stream. Returns False when the user detached with ctrl-p ctrl-q."""
+    stream. Returns False when the user detached with the detach keys."""
+    from dockyard.detachkeys import EscapeFilter, parse_detach_keys
+
     detached = threading.Event()
     stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    escape = EscapeFilter(parse_detach_keys(detach_keys))
 
     def forward_stdin() -> None:
-        previous = b""
         try:
             while True:
                 data = os.read(sys.stdin.fileno(), 65536)
                 if not data:
+                    sock.sendall(escape.flush())
                     break
-                if tty:
-                    window = previous + data
-                    if DETACH_KEYS in window:
-                        detached.set()
-                        sock.shutdown(socket.SHUT_RDWR)
-                        return
-                    previous = data[-1:]
-                sock.sendall(data)
+                forward, leaving = escape.feed(data)
+                if forward:
+                    sock.sendall(forward)
+                if leaving:
+                    detached.set()
+                    sock.shutdown(socket.SHUT_RDWR)
+                    return
         except OSError:
             return
         try:
@@ -335,12 +342,14 @@ def create(ctx, image, command, **options):
 @click.command("run", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
 @click.option("--rm", is_flag=True, help="Automatically remove the container when it exits.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @container_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def run(ctx, image, command, detach, rm, **options):
+def run(ctx, image, command, detach, rm, detach_keys, **options):
     """Create and run a new container from an image."""
+    _check_detach_keys(detach_keys)
     options.update(detach=detach, rm=rm)
     if detach and rm and options.get("restart"):
         raise click.UsageError("conflicting options: --restart and --rm")
@@ -366,7 +375,8 @@ def run(ctx, image, command, detach, rm, **options):
         return
     tty, interactive = options["tty"], options["interactive"]
     sock, _ = api.hijack("POST", f"/containers/{container_id}/attach",
-                         {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1})
+                         {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1,
+                          "detachKeys": detach_keys or ""})
     waiter = api.request("POST", f"/containers/{container_id}/wait",
                          {"condition": "removed" if rm else "next-exit"}, stream=True)
     result: dict = {}
@@ -382,7 +392,7 @@ def run(ctx, image, command, detach, rm, **options):
     if tty:
         _resize(ctx, f"/containers/{container_id}/resize")
     with _RawTerminal(tty and interactive):
-        attached = pump(sock, tty, interactive)
+        attached = pump(sock, tty, interactive, detach_keys)
     if not attached:
         click.echo("\r\nread escape sequence", err=True)
         return
@@ -412,10 +422,12 @@ def _each(ctx, names, action, success=lambda name: click.echo(name)) -> None:
 @click.command("start")
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
-def start(ctx, attach, interactive, names):
+def start(ctx, attach, interactive, detach_keys, names):
     """Start one or more stopped containers."""
+    _check_detach_keys(detach_keys)
     api = client(ctx)
     if not attach and not interactive:
         _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/start").read())
@@ -425,11 +437,14 @@ def start(ctx, attach, interactive, names):
         info = api.get_json(f"/containers/{name}/json")
         tty = bool(info["Config"]["Tty"])
         sock, _ = api.hijack("POST", f"/containers/{name}/attach",
-                             {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1})
+                             {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1,
+                              "detachKeys": detach_keys or ""})
         waiter = api.request("POST", f"/containers/{name}/wait", {"condition": "next-exit"}, stream=True)
         api.request("POST", f"/containers/{name}/start").read()
     with _RawTerminal(tty and interactive):
-        pump(sock, tty, interactive)
+        if not pump(sock, tty, interactive, detach_keys):
+            click.echo("\r\nread escape sequence", err=True)
+            return
     sys.exit(int((waiter.json() or {}).get("StatusCode", 0)))
 
 
@@ -518,10 +533,12 @@ def rename(ctx, container, new_name):
 
 @click.command("attach")
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("container")
 @click.pass_context
-def attach(ctx, no_stdin, container):
+def attach(ctx, no_stdin, detach_keys, container):
     """Attach local standard input, output, and error streams to a running container."""
+    _check_detach_keys(detach_keys)
     api = client(ctx)
     with api_errors():
         info = api.get_json(f"/containers/{container}/json")
@@ -530,11 +547,14 @@ def attach(ctx, no_stdin, container):
         tty = bool(info["Config"]["Tty"])
         stdin = bool(info["Config"]["OpenStdin"]) and not no_stdin
         sock, _ = api.hijack("POST", f"/containers/{container}/attach",
-                             {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1})
+                             {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
+                              "detachKeys": detach_keys or ""})
     if tty:
         _resize(ctx, f"/containers/{container}/resize")
     with _RawTerminal(tty and stdin):
-        pump(sock, tty, stdin)
+        if not pump(sock, tty, stdin, detach_keys):
+            click.echo("\r\nread escape sequence", err=True)
+            return
     with api_errors():
         state = api.get_json(f"/containers/{container}/json")["State"]
     sys.exit(0 if state["Running"] else state["ExitCode"])
@@ -589,15 +609,19 @@ def logs(ctx, follow, since, until, tail, timestamps, container):
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
 @click.option("--privileged", is_flag=True, help="Give extended privileges to the command.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def exec_command(ctx, detach, interactive, tty, env, workdir, user, privileged, container, command):
+def exec_command(ctx, detach, interactive, tty, env, workdir, user, privileged, detach_keys, container,
+                 command):
     """Execute a command in a running container."""
+    _check_detach_keys(detach_keys)
     api = client(ctx)
     body = {"AttachStdin": interactive and not detach, "AttachStdout": not detach,
             "AttachStderr": not detach, "Tty": tty, "Cmd": list(command), "Env": _env(env, ()),
-            "WorkingDir": workdir or "", "User": user or "", "Privileged": privileged}
+            "WorkingDir": workdir or "", "User": user or "", "Privileged": privileged,
+            "DetachKeys": detach_keys or ""}
     with api_errors():
         exec_id = api.request("POST", f"/containers/{container}/exec", body=body).json()["Id"]
         if detach:
@@ -607,7 +631,9 @@ def exec_command(ctx, detach, interactive, tty, env, workdir, user, privileged, 
     if tty:
         _resize(ctx, f"/exec/{exec_id}/resize")
     with _RawTerminal(tty and interactive):
-        pump(sock, tty, interactive)
+        if not pump(sock, tty, interactive, detach_keys):
+            click.echo("\r\nread escape sequence", err=True)
+            return
     with api_errors():
         result = api.get_json(f"/exec/{exec_id}/json")
     code = result.get("ExitCode")
