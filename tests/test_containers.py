@@ -382,6 +382,33 @@ def test_containers_survive_a_daemon_kill(daemon):
     assert leftovers(daemon, container_id) == [] and leftovers(daemon, done_id) == []
 
 
+def test_runtime_records_left_by_a_crash_are_swept_at_start(daemon, tmp_path):
+    """A removed container's runtime record is deleted in the background; a daemon killed
+    before that leaves it behind, and the next start deletes it (and what runs under it)."""
+    import shutil
+
+    from dockyard.testing.runtime import BUSYBOX, minimal_oci_config
+
+    rootfs = tmp_path / "bundle" / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    for mount_point in ("proc", "dev", "sys", "tmp"):
+        (rootfs / mount_point).mkdir()
+    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sleep").symlink_to("busybox")
+    orphan = "orphan" + os.urandom(4).hex()
+    (tmp_path / "bundle" / "config.json").write_text(
+        json.dumps(minimal_oci_config(["/bin/sleep", "60"], f"/dockyard/{orphan}")))
+    runc = ["runc", "--root", str(daemon.exec_root / "runtime" / "runc")]
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait()
+    subprocess.run([*runc, "run", "-d", "--bundle", str(tmp_path / "bundle"), orphan], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert orphan in subprocess.run([*runc, "list", "-q"], capture_output=True, text=True).stdout
+    daemon.start()
+    assert orphan not in subprocess.run([*runc, "list", "-q"], capture_output=True, text=True).stdout
+    assert not any(CGROUP_ROOT.glob(f"*/dockyard/{orphan}"))
+
+
 def test_diff_export_cp_and_commit(daemon, tmp_path):
     docker(daemon, "run", "--name", "worked", "busybox", "sh", "-c",
            "echo data > /tmp/new; rm /etc/group; mkdir -p /srv/x; echo y > /srv/x/y", check=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from dockyard.containers import model
 from dockyard.containers.model import Container
 from dockyard.containers.monitors import MonitorError, MonitorHandle, Zygote
+from dockyard.containers.release import RuntimeReleaser, sweep_orphans
 from dockyard.drivers.runtime import ContainerNotFound, Runtime, RuntimeFailure
 from dockyard.errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from dockyard.events import EventsManager
@@ -129,6 +130,7 @@ class ContainerManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.zygote = Zygote(context.exec_root)
+        self._releaser = RuntimeReleaser()
         self._lock = threading.RLock()
         self._containers: dict[str, Container] = {}
         self._live: dict[str, _Live] = {}
@@ -332,6 +334,7 @@ class ContainerManager:
         monitor_dir = self.monitor_directory(container)
         bundle = run_dir / "bundle"
         self._cleanup_runtime(container)  # leftovers of a previous run, if any
+        self._releaser.settle(container.id)  # the runtime refuses an id it still knows
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(monitor_dir, ignore_errors=True)
         monitor_dir.mkdir(parents=True)
@@ -626,33 +629,26 @@ class ContainerManager:
         self._event(container, "restart")
 
     def _cleanup_runtime(self, container: Container) -> None:
-        """Release what a run held: the runtime's record, the rootfs mount, the bundle.
+        """Release what a run held: the rootfs mount now, the runtime's record and the
+        bundle on the releaser's thread (see containers.release).
 
-        The bundle directory is made before the runtime is called and removed last, so
-        without it there is nothing to release (and no runtime call to pay for)."""
+        The bundle directory is made before the runtime is called and renamed away here,
+        so without it there is nothing to release (and no runtime call to pay for)."""
         run_dir = self.run_directory(container)
-        if not (run_dir / "bundle").exists():
+        bundle = run_dir / "bundle"
+        if not bundle.exists():
             return
-        runtime = self.context.runtimes.get(container.runtime)
-
-        def delete_runtime_record() -> None:
-            try:
-                runtime.delete(container.id, force=True)
-            except RuntimeFailure as exc:
-                log.warning("runtime delete of %s: %s", container.short_id, exc)
-
-        # the runtime's delete (a process of its own) and the unmount are independent:
-        # the container's processes are gone either way, so they run side by side
-        deleting = threading.Thread(target=delete_runtime_record, name="runtime delete")
-        if runtime is not None:
-            deleting.start()
         try:
             self.context.storage.unmount(container.layer_id)
         except Exception as exc:  # a stale unmount must not block the state change
             log.warning("unmount of %s: %s", container.short_id, exc)
-        if runtime is not None:
-            deleting.join()
-        shutil.rmtree(run_dir / "bundle", ignore_errors=True)
+        released = run_dir / f".released-{secrets.token_hex(4)}"
+        bundle.rename(released)
+        runtime = self.context.runtimes.get(container.runtime)
+        if runtime is None:  # its plugin is gone: nothing can delete the record
+            shutil.rmtree(released, ignore_errors=True)
+            return
+        self._releaser.release(runtime, container.id, released)
 
     # -- stop, kill, pause -----------------------------------------------------------
 
@@ -1018,6 +1014,9 @@ class ContainerManager:
     def restore(self) -> None:
         """After a start: re-attach running containers, settle those that exited while
         the daemon was away, and start the ones their restart policy says to."""
+        swept = sweep_orphans(self.context.runtimes, (c.id for c in self.all()))
+        if swept:
+            log.info("deleted %d runtime record(s) of containers removed before a crash", swept)
         for container in self.all():
             live = self._live[container.id]
             if container.state.Status == "removing":
@@ -1050,6 +1049,7 @@ class ContainerManager:
     def shutdown(self) -> None:
         """The daemon stops; running containers keep running (live restore)."""
         self._shutting_down = True
+        self._releaser.settle(timeout=30)
 
 
 # -- configuration helpers -------------------------------------------------------------
