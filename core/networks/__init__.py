@@ -1,0 +1,1 @@
+"""Networks: the manager, address management, name resolution."""
