@@ -1,20 +1,31 @@
 """dockyard-net-macvlan: the `macvlan` network driver (a MAC per container on a parent).
 
-The driver lands with issue #5 (networking on one host); until then its probe says so.
+Registers `macvlan` (Docker's `-d macvlan`): containers get macvlan links on a host
+parent link (`-o parent=eth0`, `eth0.10` for an 802.1q VLAN, or a stand-in dummy link)
+in bridge, private, vepa or passthru mode (`-o macvlan_mode=`). All kernel work goes
+through pyroute2's netlink, imported only when the daemon builds the driver.
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_netlink_kind, need_root, unfinished
+from importlib.util import find_spec
 
-_UNFINISHED = unfinished("the macvlan network driver", "issue #5 (networking on one host)")
+from dockyard.plugin import DriverContext, DriverSpec, hookimpl
+from dockyard.probes import first_failure, need_netlink_kind, need_root
+
+
+def _need_pyroute2() -> str | None:
+    if find_spec("pyroute2") is None:
+        return "the pyroute2 package is not installed (pip install pyroute2)"
+    return None
 
 
 def _why_not_here() -> str | None:
-    return first_failure(need_root(), need_netlink_kind("macvlan"), _UNFINISHED)
+    return first_failure(need_root(), need_netlink_kind("macvlan"), _need_pyroute2())
 
 
 def _make(context: DriverContext):
-    raise RuntimeError(_UNFINISHED)
+    from dockyard_net_macvlan.driver import MacvlanDriver
+
+    return MacvlanDriver(context)
 
 
 @hookimpl
