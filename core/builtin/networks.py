@@ -7,15 +7,13 @@ runtime brings up. Neither has anything to create, join or restore.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
-import os
 import socket
 import struct
-import threading
 from collections.abc import Sequence
 
 from dockyard.drivers.network import EndpointSpec, NetworkSpec
+from dockyard.netns import run_in_netns
 from dockyard.plugin import DriverContext, DriverSpec, hookimpl
 
 
@@ -41,36 +39,19 @@ class _StacklessNetwork:
         pass
 
 
-CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
 def bring_up_loopback(netns_path: str) -> None:
-    """Set `lo` up inside a network namespace. setns() moves only the calling thread, so
-    a short-lived thread does it and the daemon's own threads never change namespace."""
-    failure: list[BaseException] = []
+    """Set `lo` up inside a network namespace (an ioctl, no process and no netlink)."""
 
     def inside() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns into {netns_path} failed")
-            finally:
-                os.close(fd)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                request = struct.pack("16sH", b"lo", 0)
-                flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
-                fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
-        except BaseException as exc:  # reported to the caller below
-            failure.append(exc)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            request = struct.pack("16sH", b"lo", 0)
+            flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
-    thread = threading.Thread(target=inside, name="netns loopback")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    run_in_netns(netns_path, inside, name="netns loopback")
 
 
 class _LoopbackOnly(_StacklessNetwork):

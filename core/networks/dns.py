@@ -10,7 +10,6 @@ sockets created in the host namespace, so a host resolver on 127.0.0.53 or 127.0
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import ipaddress
@@ -27,6 +26,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import BinaryIO
+
+from dockyard.netns import run_in_netns
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,8 @@ class EmbeddedDns:
         """Serve `key`'s names on address:port in the namespace at `netns_path` (None: this one).
         `reverse`, if given, names container IPs for PTR queries (None: not ours, forward)."""
         self._in_loop(functools.partial(self._discard, key))  # frees the address for a re-add
-        udp, tcp = _in_namespace(netns_path, functools.partial(_bind_pair, address, port))
+        udp, tcp = run_in_netns(netns_path, functools.partial(_bind_pair, address, port),
+                                    name="dns listener netns")
         bound = udp.getsockname()[:2]
         self._in_loop(functools.partial(self._install, _Listener(key, udp, tcp, lookup, reverse)))
         return bound
@@ -536,30 +538,3 @@ def _bind_pair(address: str, port: int) -> tuple[socket.socket, socket.socket]:
     raise OSError(f"no port free for both UDP and TCP on {address}")
 
 
-def _in_namespace(netns_path: str | None, make: Callable[[], object]) -> object:
-    """Run `make` in the network namespace at `netns_path`. setns() moves only the calling
-    thread, so a throwaway thread does it and no daemon thread ever leaves the host's."""
-    if netns_path is None:
-        return make()
-    outcome: list = []
-
-    def inside() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns into {netns_path} failed")
-            finally:
-                os.close(fd)
-            outcome.append((True, make()))
-        except BaseException as exc:  # handed to the caller
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=inside, name="dns listener netns")
-    thread.start()
-    thread.join()
-    succeeded, result = outcome[0]
-    if not succeeded:
-        raise result
-    return result

@@ -13,23 +13,16 @@ pyroute2 keeps its socket per thread, so neither IPRoute may leave the thread.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dockyard.netns import NamespaceGone, enter
 from pyroute2 import IPRoute
 
-CLONE_NEWNET = 0x40000000
-
 Result = TypeVar("Result")
-
-
-class NamespaceGone(OSError):
-    """The namespace path no longer names a network namespace (its container is gone)."""
 
 
 @dataclass
@@ -68,13 +61,8 @@ def _enter_and_work(netns_path: str, work: Callable[[NamespaceSession], Result],
         raise NamespaceGone(exc.errno, f"network namespace {netns_path} is gone") from None
     host = None
     try:
-        host = IPRoute() if with_host else None
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(netns_fd, CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            if code == errno.EINVAL:  # a bind-mount target left behind: not a namespace any more
-                raise NamespaceGone(code, f"{netns_path} is not a network namespace (any more)")
-            raise OSError(code, f"cannot enter the network namespace {netns_path}: {os.strerror(code)}")
+        host = IPRoute() if with_host else None  # opened before the move: bound to the host's
+        enter(netns_fd)
         with IPRoute() as inside:
             return work(NamespaceSession(inside=inside, host=host, netns_fd=netns_fd))
     finally:
