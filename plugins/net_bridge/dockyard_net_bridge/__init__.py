@@ -1,20 +1,31 @@
-"""dockyard-net-bridge: the `bridge` network driver (Linux bridge, veth, NAT, ports).
+"""dockyard-net-bridge: the `bridge` network driver (Linux bridge, veth, NAT, published ports).
 
-The driver lands with issue #5 (networking on one host); until then its probe says so.
+This module owns the plugin's face: the hook that offers the driver, its probe, and the
+factory. The work lives in driver.py (the contract's calls), links.py (netlink),
+firewall.py (nftables), options.py (what a network is made of) and state.py (records).
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_netlink_kind, need_root, unfinished
+import importlib.util
 
-_UNFINISHED = unfinished("the bridge network driver", "issue #5 (networking on one host)")
+from dockyard.plugin import DriverContext, DriverSpec, hookimpl
+from dockyard.probes import first_failure, need_binary, need_netlink_kind, need_root
+
+
+def _need_pyroute2() -> str | None:
+    if importlib.util.find_spec("pyroute2") is None:
+        return "pyroute2 is not installed (pip install pyroute2)"
+    return None
 
 
 def _why_not_here() -> str | None:
-    return first_failure(need_root(), need_netlink_kind("bridge"), _UNFINISHED)
+    return first_failure(need_root(), need_netlink_kind("bridge"), need_netlink_kind("veth"),
+                         need_binary("nft", "nftables"), _need_pyroute2())
 
 
 def _make(context: DriverContext):
-    raise RuntimeError(_UNFINISHED)
+    from .driver import BridgeDriver  # pyroute2 takes a good part of a second to import
+
+    return BridgeDriver(context)
 
 
 @hookimpl
