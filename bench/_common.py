@@ -24,12 +24,10 @@ def start_daemon(root: Path) -> DaemonProcess:
 
 
 def stop_daemon(daemon: DaemonProcess) -> None:
-    from dockyard.containers.monitors import Zygote
 
     for container in daemon.client().get_json("/containers/json", {"all": 1}):
         daemon.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
-    daemon.stop()
-    Zygote(daemon.exec_root).stop()
+    daemon.teardown()
 
 
 def busybox_bundle(directory: Path, args: list[str], cgroups_path: str) -> Path:

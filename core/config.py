@@ -47,6 +47,8 @@ class DaemonConfig:
     registry_mirrors: list[str] = field(default_factory=list)
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
+    bridge: str = "dockyard0"  # the default bridge network's Linux bridge (Docker's docker0)
+    bip: str = ""  # its address and subnet, e.g. 172.17.0.1/16; empty: the first free pool
 
     @property
     def data_root_path(self) -> Path:
@@ -143,4 +145,15 @@ def build_config(config_file: str, config_file_given: bool, flags: dict[str, Any
         if not os.path.isabs(value):
             raise ConfigError(f"--{attr.replace('_', '-')} must be an absolute path, not {value!r}")
     config.storage_options()  # validates key=value early
+    if not config.bridge or len(config.bridge) > 15 or "/" in config.bridge or " " in config.bridge:
+        raise ConfigError(f"--bridge {config.bridge!r} is not a valid interface name (1 to 15 characters, "
+                          "no '/' or space)")
+    if config.bip:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Interface(config.bip)
+        except ValueError:
+            raise ConfigError(f"--bip {config.bip!r} is not an IPv4 address with a prefix, such as "
+                              "172.17.0.1/16") from None
     return config

@@ -187,6 +187,9 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    # libraries' own debug output (every netlink message) would drown the daemon's
+    for noisy in ("pyroute2", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, _LOG_LEVELS[level]))
 
 
 def run(config: DaemonConfig, reload_config=None) -> None:
@@ -264,6 +267,8 @@ def _reload(engine, reload_config) -> None:
 @click.option("-s", "--storage-driver", help="Storage driver (default: auto).")
 @click.option("--storage-opt", "storage_opts", multiple=True, help="Storage driver option key=value.")
 @click.option("--default-runtime", help="Runtime for containers that do not name one.")
+@click.option("-b", "--bridge", help="Linux bridge of the default bridge network (default dockyard0).")
+@click.option("--bip", help="Address and prefix of the default bridge, e.g. 172.17.0.1/16.")
 @click.option("--config-file", default=None, help=f"YAML configuration (default {DEFAULT_CONFIG_FILE}).")
 @click.option("-l", "--log-level", type=click.Choice(list(_LOG_LEVELS)), default=None)
 @click.option("-D", "--debug", is_flag=True, default=None, help="Debug logging.")

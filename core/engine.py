@@ -45,6 +45,7 @@ class Engine:
         self.daemon_id = ""
         self.images = None  # an ImageManager once a storage driver runs
         self.containers = None  # a ContainerManager once a runtime runs too
+        self.networks = None  # a NetworkManager once the network drivers run
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -74,6 +75,7 @@ class Engine:
                 self._build(spec)
         if runtime is not None:
             self.default_runtime = runtime.name
+        self.networks = self._network_manager()
         if self.images is not None and self.drivers["runtime"]:
             self.containers = self._container_manager()
             self.images.containers_using = self.containers.using_image
@@ -86,6 +88,18 @@ class Engine:
         self.warnings = self._missing_kind_warnings()
         for warning in self.warnings:
             log.warning("%s", warning)
+
+    def _network_manager(self):
+        from dockyard.networks.dns import EmbeddedDns
+        from dockyard.networks.manager import NetworkManager
+
+        dns = EmbeddedDns()
+        dns.start()
+        networks = NetworkManager(self.config.data_root_path, self.drivers["network"], self.events,
+                                  bridge_name=self.config.bridge, bridge_cidr=self.config.bip or None,
+                                  dns=dns)
+        networks.ensure_predefined()
+        return networks
 
     def _container_manager(self):
         import resource
@@ -101,6 +115,7 @@ class Engine:
             runtimes=self.drivers["runtime"],
             default_runtime=self.default_runtime,
             network_drivers=self.drivers["network"],
+            networks=self.networks,
             images=self.images,
             events=self.events,
             max_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
@@ -241,6 +256,8 @@ class Engine:
     def shutdown(self) -> None:
         if self.containers is not None:
             self.containers.shutdown()
+        if self.networks is not None:
+            self.networks.shutdown()
         self.events.close()
         storage = self.storage_driver
         if storage is not None and hasattr(storage, "cleanup"):

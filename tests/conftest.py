@@ -51,4 +51,4 @@ def make_daemon(short_tmp):
 
     yield make
     for daemon in made:
-        daemon.stop()
+        daemon.teardown()

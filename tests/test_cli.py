@@ -32,7 +32,7 @@ def test_version_json_goes_through_click(dockyard_daemon):
 
 def test_info_lists_drivers_and_warns_about_missing_ones(dockyard_daemon):
     result = dockyard_cli("info", host=dockyard_daemon.host)
-    assert "Network: example host none" in result.stdout
+    assert "Network: bridge example host macvlan none" in result.stdout
     assert "Storage Driver: overlay" in result.stdout
     assert "Default Runtime: runc" in result.stdout
     assert "WARNING: no usable registry driver: distribution: not built yet" in result.stderr

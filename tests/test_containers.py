@@ -34,20 +34,13 @@ def daemon(tmp_path_factory):
     finally:
         for container in process.client().get_json("/containers/json", {"all": 1}):
             process.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
-        process.stop()
-        _stop_zygote(process)
+        process.teardown()
 
 
 def _dockyard() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "dockyard.cli"]
-
-
-def _stop_zygote(daemon) -> None:
-    from dockyard.containers.monitors import Zygote
-
-    Zygote(daemon.exec_root).stop()
 
 
 def docker(daemon, *args, input=None, timeout=120, check=False):
@@ -554,8 +547,7 @@ def test_parallel_first_starts_share_one_monitor_zygote(tmp_path_factory):
     finally:
         for container in fresh.client().get_json("/containers/json", {"all": 1}):
             fresh.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
-        fresh.stop()
-        _stop_zygote(fresh)
+        fresh.teardown()
 
 
 def test_container_prune_honours_until_and_labels(daemon):

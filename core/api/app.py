@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import containers, images, system
+from dockyard.api import containers, images, networks, system
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.engine import Engine
@@ -13,4 +13,5 @@ def make_dispatcher(engine: Engine) -> Dispatcher:
     system.register(router, engine)
     images.register(router, engine)
     containers.register(router, engine)
+    networks.register(router, engine)
     return router.dispatch

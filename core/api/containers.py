@@ -86,18 +86,63 @@ def summary(manager: ContainerManager, container: Container, with_size: bool) ->
         "ImageID": container.image_id,
         "Command": command_text(container),
         "Created": int(_parse_time(container.created)),
-        "Ports": [],
+        "Ports": ports_summary(container),
         "Labels": container.config.get("Labels") or {},
         "State": container.state.Status,
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.host_config.get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": _networks_json(container)},
         "Mounts": container.mounts,
     }
     if with_size:
         result["SizeRw"] = manager.size_rw(container)
         result["SizeRootFs"] = result["SizeRw"]
     return result
+
+
+_ENDPOINT_DEFAULTS = {
+    "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "NetworkID": "", "EndpointID": "",
+    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None,
+}
+
+
+def _networks_json(container: Container) -> dict:
+    return {name: {**_ENDPOINT_DEFAULTS, **{k: v for k, v in endpoint.items() if not k.startswith("_")}}
+            for name, endpoint in (container.network_settings.get("Networks") or {}).items()}
+
+
+def network_settings_json(container: Container) -> dict:
+    """Docker's NetworkSettings: per-network endpoints, published ports, and the default
+    bridge's endpoint repeated at the top level (where old clients look for it)."""
+    networks = _networks_json(container)
+    default = networks.get("bridge") or {}
+    exposed = container.config.get("ExposedPorts") or {}
+    ports = container.network_settings.get("Ports") or {key: None for key in exposed}
+    return {
+        "Bridge": "", "SandboxID": "", "SandboxKey": container.network_settings.get("SandboxKey", ""),
+        "Ports": ports, "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+        "EndpointID": default.get("EndpointID", ""), "Gateway": default.get("Gateway", ""),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": default.get("IPAddress", ""),
+        "IPPrefixLen": default.get("IPPrefixLen", 0), "IPv6Gateway": "",
+        "MacAddress": default.get("MacAddress", ""), "Networks": networks,
+    }
+
+
+def ports_summary(container: Container) -> list[dict]:
+    """`docker ps`'s Ports: one entry per host binding, and one per exposed-only port."""
+    found = []
+    ports = container.network_settings.get("Ports") or \
+        {key: None for key in container.config.get("ExposedPorts") or {}}
+    for key, bindings in ports.items():
+        number, _, protocol = key.partition("/")
+        if not bindings:
+            found.append({"PrivatePort": int(number), "Type": protocol or "tcp"})
+        for binding in bindings or []:
+            found.append({"IP": binding["HostIp"], "PrivatePort": int(number),
+                          "PublicPort": int(binding["HostPort"]), "Type": protocol or "tcp"})
+    return found
 
 
 def inspect(manager: ContainerManager, container: Container, with_size: bool) -> dict:
@@ -128,13 +173,7 @@ def inspect(manager: ContainerManager, container: Container, with_size: bool) ->
         "GraphDriver": {"Name": container.driver, "Data": None},
         "Mounts": container.mounts,
         "Config": {**container.config, "Image": container.image_name},
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "MacAddress": "", "Networks": {},
-        },
+        "NetworkSettings": network_settings_json(container),
     }
     if with_size:
         result["SizeRw"] = manager.size_rw(container)
@@ -179,6 +218,19 @@ def _matches(manager: ContainerManager, container: Container, filters: dict[str,
             if newer and not container.created > pivot.created:
                 return False
             if not newer and not container.created < pivot.created:
+                return False
+    if "network" in filters:
+        attached = container.network_settings.get("Networks") or {}
+        ids = {(endpoint or {}).get("NetworkID", "") for endpoint in attached.values()}
+        if not any(value in attached or any(i.startswith(value) for i in ids if value)
+                   for value in filters["network"]):
+            return False
+    if "publish" in filters or "expose" in filters:
+        entries = ports_summary(container)
+        published = {f"{e['PublicPort']}/{e['Type']}" for e in entries if "PublicPort" in e}
+        exposed = {f"{e['PrivatePort']}/{e['Type']}" for e in entries}
+        for key, known in (("publish", published), ("expose", exposed)):
+            if key in filters and not any((v if "/" in v else f"{v}/tcp") in known for v in filters[key]):
                 return False
     return True
 
@@ -273,8 +325,8 @@ def register(router: Router, engine: Engine) -> None:
         if not isinstance(body, dict):
             raise InvalidParameter("the request body must be a JSON object (the container's Config)")
         host_config = body.pop("HostConfig", None) or {}
-        body.pop("NetworkingConfig", None)
-        container = containers().create(request.arg("name"), body, host_config)
+        networking_config = body.pop("NetworkingConfig", None) or {}
+        container = containers().create(request.arg("name"), body, host_config, networking_config)
         return json_response({"Id": container.id, "Warnings": []}, 201)
 
     @router.get("/containers/json")

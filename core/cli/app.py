@@ -40,6 +40,8 @@ COMMANDS = {
     "top": "dockyard.cli.containers:top",
     "inspect": "dockyard.cli.containers:inspect",
     "container": "dockyard.cli.containers:container",
+    "network": "dockyard.cli.networks:network",
+    "port": "dockyard.cli.networks:port",
 }
 
 

@@ -159,7 +159,70 @@ def create_body(options: dict, image: str, command: tuple[str, ...]) -> tuple[di
         "LogConfig": {"Type": options["log_driver"] or "json-file",
                       "Config": _key_values(options["log_opt"], "--log-opt")},
     }
+    exposed, bindings = _published_ports(options["publish"], options["expose"])
+    if exposed:
+        config["ExposedPorts"] = exposed
+    host_config["PortBindings"] = bindings or None
+    host_config["PublishAllPorts"] = options["publish_all"]
+    if options["mac_address"]:
+        config["MacAddress"] = options["mac_address"]
+    endpoint = {}
+    if options["ip"]:
+        endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
+    if options["network_alias"]:
+        endpoint["Aliases"] = list(options["network_alias"])
+    if options["mac_address"]:
+        endpoint["MacAddress"] = options["mac_address"]
+    if endpoint:
+        network = options["network"] or "bridge"
+        config["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
     return config, host_config
+
+
+def _port_range(text: str, what: str) -> list[int]:
+    low, _, high = text.partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise click.BadParameter(f"invalid {what}: {text}", param_hint="--publish") from None
+    if not (0 < first <= last < 65536):
+        raise click.BadParameter(f"invalid {what}: {text}", param_hint="--publish")
+    return list(range(first, last + 1))
+
+
+def _published_ports(publish: tuple[str, ...], expose: tuple[str, ...]) -> tuple[dict, dict]:
+    """Docker's -p forms: [ip:][hostPort:]containerPort[/proto], each port may be a range."""
+    exposed: dict[str, dict] = {}
+    bindings: dict[str, list[dict]] = {}
+    for value in expose:
+        ports, _, protocol = value.partition("/")
+        for port in _port_range(ports, "port"):
+            exposed[f"{port}/{protocol or 'tcp'}"] = {}
+    for value in publish:
+        spec, _, protocol = value.partition("/")
+        protocol = protocol or "tcp"
+        parts = spec.rsplit(":", 2)
+        host_ip, host_ports, container_ports = "", "", parts[-1]
+        if len(parts) == 2:
+            host_ports = parts[0]
+        elif len(parts) == 3:
+            host_ip, host_ports = parts[0], parts[1]
+        targets = _port_range(container_ports, "containerPort")
+        hosts = _port_range(host_ports, "hostPort") if host_ports else []
+        if hosts and len(hosts) != len(targets) and len(targets) != 1:
+            raise click.BadParameter(f"invalid ranges in {value!r}: the host and container ranges must be "
+                                     "of equal size", param_hint="--publish")
+        for index, port in enumerate(targets):
+            key = f"{port}/{protocol}"
+            exposed[key] = {}
+            if not hosts:
+                host_port = ""
+            elif len(targets) == 1 and len(hosts) > 1:
+                host_port = f"{hosts[0]}-{hosts[-1]}"
+            else:
+                host_port = str(hosts[index])
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+    return exposed, bindings
 
 
 def container_options(function):
@@ -179,6 +242,12 @@ def container_options(function):
         click.option("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop."),
         click.option("--restart", help="Restart policy: no, always, on-failure[:max], unless-stopped."),
         click.option("--network", "--net", "network", help="Connect a container to a network."),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+        click.option("--network-alias", multiple=True, help="Add network-scoped alias for the container."),
+        click.option("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)."),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
         click.option("-m", "--memory", help="Memory limit."),
         click.option("--memory-swap", help="Swap limit equal to memory plus swap: -1 for unlimited."),
         click.option("--cpus", help="Number of CPUs."),
@@ -640,6 +709,15 @@ def exec_command(ctx, detach, interactive, tty, env, workdir, user, privileged, 
     sys.exit(code if code is not None else 126)
 
 
+def _ports_text(ports: list[dict]) -> str:
+    """docker ps's PORTS column: 0.0.0.0:8080->80/tcp, or 80/tcp when only exposed."""
+    shown = []
+    for entry in sorted(ports, key=lambda e: (e.get("PrivatePort", 0), e.get("Type", ""))):
+        target = f"{entry['PrivatePort']}/{entry['Type']}"
+        shown.append(f"{entry['IP']}:{entry['PublicPort']}->{target}" if entry.get("PublicPort") else target)
+    return ", ".join(shown)
+
+
 @click.command("ps")
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running).")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
@@ -675,7 +753,8 @@ def ps(ctx, show_all, quiet, size, last, latest, no_trunc, filters, output_forma
             command = command[:19] + "…"
         fields = {"ID": container["Id"] if no_trunc else container["Id"][:12],
                   "Image": container["Image"], "Command": f'"{command}"',
-                  "CreatedAt": ago(container["Created"]), "Status": container["Status"], "Ports": "",
+                  "CreatedAt": ago(container["Created"]), "Status": container["Status"],
+                  "Ports": _ports_text(container.get("Ports") or []),
                   "Names": ",".join(n.lstrip("/") for n in container["Names"])}
         if output_format:
             click.echo(output_format.format(**fields))

@@ -29,7 +29,7 @@ from dockyard.containers.model import Container
 from dockyard.containers.monitors import MonitorError, MonitorHandle, Zygote
 from dockyard.containers.release import RuntimeReleaser, sweep_orphans
 from dockyard.drivers.runtime import ContainerNotFound, Runtime, RuntimeFailure
-from dockyard.errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
+from dockyard.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotModified
 from dockyard.events import EventsManager
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class RuntimeContext:
     runtimes: dict[str, Runtime]
     default_runtime: str | None
     network_drivers: dict[str, object]
+    networks: object  # the NetworkManager (None when no network driver runs at all)
     images: object  # ImageManager
     events: EventsManager
     max_nofile: int
@@ -212,7 +213,8 @@ class ContainerManager:
 
     # -- create --------------------------------------------------------------------
 
-    def create(self, name: str | None, config: dict, host_config: dict) -> Container:
+    def create(self, name: str | None, config: dict, host_config: dict,
+               networking_config: dict | None = None) -> Container:
         image_name = config.get("Image") or ""
         if not image_name:
             raise InvalidParameter("No image was given: config.Image is required")
@@ -237,6 +239,7 @@ class ContainerManager:
         from dockyard.containers.ocispec import validate_host_config
 
         validate_host_config(host_config)
+        network_settings = self._requested_networks(host_config, networking_config)
         container_id = secrets.token_hex(32)
         with self._lock:
             if name is not None:
@@ -266,6 +269,7 @@ class ContainerManager:
                 path=argv[0], args=argv[1:], driver=self.context.storage_name,
                 runtime=runtime_name, layer_id=container_id, image_layer_id=parent_layer,
                 init_layer_id=f"{container_id}-init", image_chain_id=top_chain,
+                network_settings=network_settings,
             )
             try:
                 self._create_layers(container)
@@ -278,6 +282,33 @@ class ContainerManager:
             self._live[container_id] = _Live()
         self._event(container, "create")
         return container
+
+    def _requested_networks(self, host_config: dict, networking_config: dict | None) -> dict:
+        """The networks a container joins at each start, with what was asked of each
+        endpoint (static address, aliases): Docker's NetworkSettings.Networks, without
+        the parts that exist only while it runs."""
+        mode = host_config.get("NetworkMode") or "default"
+        endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
+        if "default" in endpoints:  # the docker CLI names the default network "default"
+            endpoints["bridge" if mode == "default" else mode] = endpoints.pop("default")
+        if mode in ("host", "none") or mode.startswith("container:"):
+            if mode.startswith("container:"):
+                self.get(mode.split(":", 1)[1])  # 404 for an unknown container, as Docker does
+            if endpoints and set(endpoints) != {mode}:
+                raise InvalidParameter("conflicting options: container cannot be connected to multiple "
+                                       f"networks with one of the networks in {mode} mode")
+            return {"Networks": {}}
+        networks = self.context.networks
+        if networks is None:
+            return {"Networks": {}}
+        primary = "bridge" if mode == "default" else mode
+        if primary == "bridge" and networks.find("bridge") is None:
+            return {"Networks": {}}  # no bridge driver here: loopback only (the daemon warned)
+        requested = {}
+        for name in dict.fromkeys([primary, *endpoints]):
+            network = networks.get(name)
+            requested[network.name] = networks.endpoint_config(network, endpoints.get(name))
+        return {"Networks": requested}
 
     def _create_layers(self, container: Container) -> None:
         """Docker's -init layer holds the mount points the runtime binds over (/etc/hosts,
@@ -507,23 +538,71 @@ class ContainerManager:
         if network_mode(container.host_config) == "host":
             hostname = container.config.get("Hostname") or os.uname().nodename
         (directory / "hostname").write_text(hostname + "\n")
+        self._write_hosts(container)
+        self._write_resolv_conf(container)
+        return {"hostname": directory / "hostname", "hosts": directory / "hosts",
+                "resolv.conf": directory / "resolv.conf"}
+
+    def _write_hosts(self, container: Container) -> None:
+        """Rewritten in place once the addresses are known: the file is bind-mounted, so
+        the container sees the new content through the same inode."""
         hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
                  "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
                  "ff02::2\tip6-allrouters"]
         hosts += [f"{entry.partition(':')[2]}\t{entry.partition(':')[0]}"
                   for entry in container.host_config.get("ExtraHosts") or []]
-        (directory / "hosts").write_text("\n".join(hosts) + "\n")
-        (directory / "resolv.conf").write_text(resolv_conf(container.host_config))
-        return {"hostname": directory / "hostname", "hosts": directory / "hosts",
-                "resolv.conf": directory / "resolv.conf"}
+        if self.context.networks is not None:
+            hosts += self.context.networks.hosts_entries(container)
+        with open(self.directory(container) / "hosts", "w") as hosts_file:
+            hosts_file.write("\n".join(hosts) + "\n")
+
+    def _write_resolv_conf(self, container: Container) -> None:
+        """In place, like the hosts file: a running container joining its first
+        user-defined network switches to the embedded resolver, as Docker's does."""
+        networks = self.context.networks
+        embedded_dns = networks is not None and networks.uses_embedded_dns(container)
+        with open(self.directory(container) / "resolv.conf", "w") as resolv:
+            resolv.write(resolv_conf(container.host_config, embedded_dns))
 
     def _join_network(self, container: Container, pid: int) -> None:
         mode = network_mode(container.host_config)
         if mode == "host" or mode.startswith("container:"):
             return
+        netns_path = f"/proc/{pid}/ns/net"
         driver = self.context.network_drivers.get("none")
         if driver is not None and hasattr(driver, "bring_up_loopback"):
-            driver.bring_up_loopback(f"/proc/{pid}/ns/net")
+            driver.bring_up_loopback(netns_path)
+        networks = self.context.networks
+        if networks is None or not container.network_settings.get("Networks"):
+            return
+        wired = networks.attach(container, netns_path)
+        settings = container.network_settings
+        for name, endpoint in wired["Networks"].items():
+            settings["Networks"][name] = {**settings["Networks"].get(name, {}), **endpoint}
+        settings["Ports"] = wired["Ports"]
+        settings["SandboxKey"] = netns_path
+        self._write_hosts(container)
+
+    def _leave_networks(self, container: Container) -> None:
+        """Unwire a container that no longer runs; what the user asked of each endpoint
+        (static address, aliases) stays for the next start."""
+        networks = self.context.networks
+        if networks is not None:
+            networks.detach(container)
+        settings = container.network_settings
+        for name, endpoint in (settings.get("Networks") or {}).items():
+            settings["Networks"][name] = {key: endpoint.get(key) for key in
+                                          ("NetworkID", "IPAMConfig", "Aliases", "MacAddress")
+                                          if key in endpoint}
+            if not (endpoint.get("IPAMConfig") or {}).get("IPv4Address") and \
+                    not self._asked_for_mac(container, name):
+                settings["Networks"][name]["MacAddress"] = ""
+        settings.pop("Ports", None)
+        settings.pop("SandboxKey", None)
+
+    def _asked_for_mac(self, container: Container, network_name: str) -> bool:
+        return bool(container.config.get("MacAddress")) and network_name == next(
+            iter(container.network_settings.get("Networks") or {}), None)
 
     # -- exits and supervision -------------------------------------------------------
 
@@ -634,6 +713,7 @@ class ContainerManager:
 
         The bundle directory is made before the runtime is called and renamed away here,
         so without it there is nothing to release (and no runtime call to pay for)."""
+        self._leave_networks(container)
         run_dir = self.run_directory(container)
         bundle = run_dir / "bundle"
         if not bundle.exists():
@@ -797,6 +877,55 @@ class ContainerManager:
             container.name = new_name
             self._save(container)
         self._event(container, "rename", oldName=f"/{old}")
+
+    # -- networks ------------------------------------------------------------------
+
+    def connect_network(self, name_or_id: str, network_name: str, endpoint_config: dict | None) -> None:
+        networks = self.context.networks
+        container = self.get(name_or_id)
+        network = networks.get(network_name)
+        mode = network_mode(container.host_config)
+        if mode in ("host", "none") or mode.startswith("container:"):
+            raise Forbidden(f"container {container.name} shares the network stack of {mode}: it cannot be "
+                            "connected to other networks")
+        if network.name in ("host", "none"):
+            raise Forbidden(f"container cannot be connected to the {network.name} network: choose it at "
+                            f"create with --network {network.name}")
+        live = self._live[container.id]
+        with live.lock:
+            attached = container.network_settings.setdefault("Networks", {})
+            if network.name in attached:
+                raise Forbidden(f"endpoint with name {container.name} already exists in network "
+                                f"{network.name}")
+            wanted = networks.endpoint_config(network, endpoint_config)
+            if container.running:
+                wanted = {**wanted, **networks.connect_running(network, container, wanted)}
+            attached[network.name] = wanted
+            self._save(container)
+            if container.running:
+                self._write_hosts(container)
+                self._write_resolv_conf(container)
+
+    def disconnect_network(self, name_or_id: str, network_name: str, force: bool = False) -> None:
+        networks = self.context.networks
+        container = self.get(name_or_id)
+        network = networks.get(network_name)
+        live = self._live[container.id]
+        with live.lock:
+            attached = container.network_settings.setdefault("Networks", {})
+            if network.name not in attached:
+                raise Forbidden(f"container {container.id} is not connected to network {network.name}")
+            if container.running:
+                networks.disconnect_running(network, container)
+            del attached[network.name]
+            self._save(container)
+            if container.running:
+                self._write_hosts(container)
+
+    def using_network(self, network_id: str) -> list[str]:
+        return [c.id for c in self.all() if any(
+            (e or {}).get("NetworkID") == network_id
+            for e in (c.network_settings.get("Networks") or {}).values())]
 
     def remove(self, name_or_id: str, force: bool = False, volumes: bool = False) -> None:
         container = self.get(name_or_id)
@@ -1014,6 +1143,9 @@ class ContainerManager:
     def restore(self) -> None:
         """After a start: re-attach running containers, settle those that exited while
         the daemon was away, and start the ones their restart policy says to."""
+        if self.context.networks is not None:
+            alive = [c for c in self.all() if c.running and self.monitor(c).alive()]
+            self.context.networks.restore(alive)
         swept = sweep_orphans(self.context.runtimes, (c.id for c in self.all()))
         if swept:
             log.info("deleted %d runtime record(s) of containers removed before a crash", swept)
@@ -1077,15 +1209,20 @@ def normalize_host_config(host_config: dict | None) -> dict:
 
 def network_mode(host_config: dict) -> str:
     mode = host_config.get("NetworkMode") or "default"
-    return "none" if mode in ("default", "bridge") else mode
+    return "bridge" if mode == "default" else mode
 
 
-def resolv_conf(host_config: dict) -> str:
+def resolv_conf(host_config: dict, embedded_dns: bool = False) -> str:
     """The host's resolvers without loopback ones (unreachable from the container's own
-    network), or --dns / --dns-search / --dns-option when given."""
-    servers = host_config.get("Dns") or []
-    search = host_config.get("DnsSearch") or []
-    options = host_config.get("DnsOptions") or []
+    network), or --dns / --dns-search / --dns-option when given. On user-defined
+    networks the daemon's resolver at 127.0.0.11 (it forwards what is not a container
+    name to the host's resolvers), unless --dns names servers explicitly."""
+    servers = list(host_config.get("Dns") or [])
+    search = list(host_config.get("DnsSearch") or [])
+    options = list(host_config.get("DnsOptions") or [])
+    if embedded_dns and not servers:
+        servers = ["127.0.0.11"]
+        options = options or ["ndots:0"]
     if not servers:
         try:
             text = Path("/etc/resolv.conf").read_text()
@@ -1094,7 +1231,7 @@ def resolv_conf(host_config: dict) -> str:
         for line in text.splitlines():
             words = line.split()
             if len(words) >= 2 and words[0] == "nameserver" and not words[1].startswith("127.") \
-                    and words[1] != "::1":
+                    and words[1] != "::1" and not embedded_dns:
                 servers.append(words[1])
             elif words and words[0] == "search" and not search:
                 search = words[1:]

@@ -52,6 +52,7 @@ class EndpointSpec:
     endpoint_id: str
     container_id: str
     netns_path: str  # the container's network namespace (/proc/PID/ns/net or a bind)
+    network_id: str = ""  # the network it joins (restore gets endpoints of many networks)
     address: IPv4Interface | None = None  # with the subnet's prefix length
     mac_address: str | None = None
     interface_name: str = "eth0"

@@ -50,14 +50,65 @@ class DaemonProcess:
     def log_path(self) -> Path:
         return self.root / "dockyardd.log"
 
+    @property
+    def bridge_name(self) -> str:
+        """Each test daemon's default bridge has a name of its own, so daemons side by
+        side (and a real dockyard0) never share one."""
+        import hashlib
+
+        return "dyb" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:8]
+
     def command(self) -> list[str]:
         config = self.root / "daemon.yaml"
         if not config.exists():
             config.write_text("")  # never pick up the host's /etc/dockyard/daemon.yaml
+        bridge = [] if any(a in ("-b", "--bridge") or a.startswith("--bridge=") for a in self.extra_args) \
+            else ["--bridge", self.bridge_name]
         return [sys.executable, "-m", "dockyard.daemon", "-H", self.host,
                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                 "--pidfile", str(self.pidfile), "--config-file", str(config),
-                *self.extra_args]
+                *bridge, *self.extra_args]
+
+    def teardown(self) -> None:
+        """The end of a test daemon: stopped, its monitor zygote ended, its networks'
+        kernel objects deleted. (Containers should be removed before.)"""
+        from dockyard.containers.monitors import Zygote
+
+        self.stop()
+        Zygote(self.exec_root).stop()
+        self.scrub_networks()
+
+    def scrub_networks(self) -> None:
+        """Delete the kernel objects of every network this (stopped) daemon made, through
+        the same drivers it used: a daemon keeps its networks, bridges and firewall
+        tables across restarts, as Docker keeps docker0, so only a test's teardown ends them."""
+        import json
+        import logging
+
+        from dockyard.plugin import DriverContext
+        from dockyard.pluginmanager import PluginManager
+
+        records = sorted((self.data_root / "networks").glob("*.json"))
+        if not records:
+            return
+        plugins = PluginManager().load_all()
+        drivers = {}
+        for spec in plugins.supported("network"):
+            home = self.data_root / "network" / spec.name
+            if not home.is_dir():
+                continue
+            try:
+                drivers[spec.name] = spec.factory(DriverContext(
+                    kind="network", name=spec.name, home=home, exec_root=self.exec_root,
+                    logger=logging.getLogger("dockyard.testing.scrub")))
+            except Exception:  # a driver that cannot start made nothing to scrub
+                continue
+        for record in records:
+            network = json.loads(record.read_text())
+            driver = drivers.get(network.get("driver"))
+            if driver is not None:
+                driver.delete_network(network["id"])
+            record.unlink()
 
     def start(self, timeout: float = START_TIMEOUT) -> DaemonProcess:
         self.root.mkdir(parents=True, exist_ok=True)

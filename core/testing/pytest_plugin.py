@@ -42,4 +42,6 @@ def dockyard_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon
     try:
         yield daemon
     finally:
-        daemon.stop()
+        for container in daemon.client().get_json("/containers/json", {"all": 1}):
+            daemon.client().request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
+        daemon.teardown()
