@@ -382,3 +382,53 @@ def test_docker_py_sees_networks(daemon):
     finally:
         network.remove()
     assert client.networks.prune(filters={"label": "made=py"})["NetworksDeleted"] is None
+
+
+def dockyard(daemon, *args, check=True):
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", daemon.host, *args],
+                            capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_publish_all_ranges_and_our_own_cli(daemon):
+    web = out(docker(daemon, "run", "-d", "--expose", "80", "-P", "-h", "random", "busybox",
+                     "httpd", "-f", "-p", "80", "-h", "/etc", check=True))
+    mapping = out(docker(daemon, "port", web, "80", check=True))
+    host_port = int(mapping.rsplit(":", 1)[1])
+    low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert low <= host_port <= high
+    assert http_get(f"http://127.0.0.1:{host_port}/hostname").strip() == "random"
+    docker(daemon, "rm", "-f", web, check=True)
+
+    first = free_port()
+    while True:
+        second = free_port()
+        if second != first:
+            break
+    ranged = dockyard(daemon, "run", "-d", "-p", f"127.0.0.1:{first}:80", "-p", f"127.0.0.1:{second}:81/udp",
+                      "busybox", "sleep", "60").stdout.strip()
+    lines = dockyard(daemon, "port", ranged).stdout.splitlines()
+    assert lines == [f"80/tcp -> 127.0.0.1:{first}", f"81/udp -> 127.0.0.1:{second}"]
+    ps = dockyard(daemon, "ps", "--filter", f"publish={first}", "-q").stdout.split()
+    assert ps == [ranged[:12]]
+    dockyard(daemon, "rm", "-f", ranged)
+
+    net = name("cli")
+    network_id = dockyard(daemon, "network", "create", "--subnet", "10.236.0.0/24", "--label", "via=cli",
+                          net).stdout.strip()
+    assert net in dockyard(daemon, "network", "ls", "--filter", "label=via=cli").stdout
+    inspected = json.loads(dockyard(daemon, "network", "inspect", net).stdout)[0]
+    assert inspected["Id"] == network_id and inspected["IPAM"]["Config"][0]["Subnet"] == "10.236.0.0/24"
+    member = dockyard(daemon, "run", "-d", "--network", net, "--ip", "10.236.0.9", "busybox", "sleep",
+                      "60").stdout.strip()
+    assert "10.236.0.9/24" in json.loads(dockyard(daemon, "network", "inspect", net).stdout)[0][
+        "Containers"][member]["IPv4Address"]
+    refused = dockyard(daemon, "network", "rm", net, check=False)
+    assert refused.returncode == 1 and "has active endpoints" in refused.stderr
+    dockyard(daemon, "rm", "-f", member)
+    assert dockyard(daemon, "network", "prune", "-f", "--filter", "label=via=cli").stdout.split()[-1] == net
+    assert net not in dockyard(daemon, "network", "ls").stdout
