@@ -293,6 +293,9 @@ def test_static_ip_connect_disconnect_and_conflicts(daemon):
     outside = docker(daemon, "create", "--network", net, "--ip", "10.99.0.5", "busybox", "true")
     assert outside.returncode == 1 and b"no configured subnet or ip-range contain the IP address" in \
         outside.stderr
+    unknown = docker(daemon, "run", "--rm", "--network", "nosuchnet", "busybox", "true")
+    assert unknown.returncode == 125 and b"network nosuchnet not found" in unknown.stderr
+    assert b"Unable to find image" not in unknown.stderr
     default_ip = docker(daemon, "create", "--ip", "172.30.0.5", "busybox", "true")
     assert b"user specified IP address is supported on user defined networks only" in default_ip.stderr
     other = out(docker(daemon, "run", "-d", "busybox", "sleep", "120", check=True))

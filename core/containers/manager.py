@@ -306,7 +306,9 @@ class ContainerManager:
             return {"Networks": {}}  # no bridge driver here: loopback only (the daemon warned)
         requested = {}
         for name in dict.fromkeys([primary, *endpoints]):
-            network = networks.get(name)
+            network = networks.find(name)
+            if network is None:  # not a 404: the docker CLI would take that for a missing image
+                raise InvalidParameter(f"network {name} not found")
             requested[network.name] = networks.endpoint_config(network, endpoints.get(name))
         return {"Networks": requested}
 
