@@ -13,6 +13,7 @@ A table holds, for its bridge B and subnet S:
                enters B. The network's own egress is accepted.
   prerouting,  `fib daddr type local` jumps to `published`, where each published port is
   output       one rule `[ip daddr H] PROTO dport P dnat to C:p` commented with its endpoint id.
+  raw          member-to-member traffic skips connection tracking (see table_script).
 
 Published ports are appended by join and deleted by handle in leave: additions are nft's
 cheap transactions (about 5 ms), while anything that deletes waits for the kernel's RCU
@@ -74,7 +75,13 @@ def table_script(network: BridgeNetwork, endpoints: Iterable[EndpointRecord]) ->
         lines += [f"\t\t{rule}" for rule in rules]
         return "\n".join(lines + ["\t}"])
 
+    # Traffic between two members of the network never needs NAT or a forward verdict; with
+    # br_netfilter on (bridge-nf-call-iptables=1, as here), it would still pay for connection
+    # tracking on every packet. The gateway is left out: replies to hairpin NAT come to it.
+    untracked = [f"iifname {bridge} ip saddr {subnet} ip daddr {subnet} ip daddr != {network.gateway.ip} "
+                 "notrack"]
     body = "\n".join([
+        chain("raw", "type filter hook prerouting priority raw; policy accept;", untracked),
         chain(PUBLISHED, None, published),
         chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
               [f"fib daddr type local jump {PUBLISHED}"]),
