@@ -73,6 +73,15 @@ def nft_ruleset() -> str:
     return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
 
 
+def settled(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -226,9 +235,9 @@ def test_published_port_from_loopback_a_routed_namespace_and_a_sibling(daemon):
     assert taken.returncode == 125 and b"port is already allocated" in taken.stderr
     veths_before = {link for link in links() if link.startswith("dyv")}
     docker(daemon, "rm", "-f", web, check=True)
-    veths_after = {link for link in links() if link.startswith("dyv")}
-    assert len(veths_after) == len(veths_before) - 1
-    assert f"dport {port}" not in nft_ruleset()
+    # the kernel side of an exited container's endpoint goes on a background thread
+    assert settled(lambda: len({link for link in links() if link.startswith("dyv")}) == len(veths_before) - 1)
+    assert settled(lambda: f"dport {port}" not in nft_ruleset())
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=2)
 
@@ -242,7 +251,7 @@ def test_a_port_held_by_a_host_process_fails_the_start_cleanly(daemon):
         result = docker(daemon, "run", "--name", name("blocked"), "-p", f"{port}:80", "busybox", "true")
         assert result.returncode == 125
         assert b"address already in use" in result.stderr
-        assert {link for link in links() if link.startswith("dyv")} == veths
+        assert {link for link in links() if link.startswith("dyv")} <= veths  # none new, none kept
         assert f"dport {port}" not in nft_ruleset()
 
 
@@ -313,7 +322,8 @@ def test_static_ip_connect_disconnect_and_conflicts(daemon):
 def test_host_none_and_container_modes(daemon):
     host_links = out(docker(daemon, "run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net",
                             check=True)).split()
-    assert set(host_links) == links()
+    steady = lambda names: {n for n in names if not n.startswith("dyv")}  # noqa: E731 (veths come and go)
+    assert steady(host_links) == steady(links()) and "eth0" in host_links
     none_links = out(docker(daemon, "run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net",
                             check=True)).split()
     assert none_links == ["lo"]
