@@ -31,6 +31,7 @@ from dockyard.containers.release import RuntimeReleaser, sweep_orphans
 from dockyard.drivers.runtime import ContainerNotFound, Runtime, RuntimeFailure
 from dockyard.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotModified
 from dockyard.events import EventsManager
+from dockyard.netns import create_namespace, remove_namespace
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +375,8 @@ class ContainerManager:
         bundle.mkdir(parents=True)
         rootfs = self.context.storage.mount(container.layer_id)
         try:
-            spec = self._spec(container, rootfs)
+            netns_path = self._make_network_namespace(container)
+            spec = self._spec(container, rootfs, netns_path)
             (bundle / "config.json").write_text(json.dumps(spec))
             tty = bool(container.config.get("Tty"))
             monitor_config = {
@@ -395,9 +397,17 @@ class ContainerManager:
             (monitor_dir / "monitor.json").write_text(json.dumps(monitor_config))
             log.debug("%s: bundle written", container.short_id)
             self.zygote.spawn(monitor_dir)
+            # networks are wired while the runtime creates the container: both take tens
+            # of milliseconds, and neither needs the other
+            wiring_failure = None
+            try:
+                self._join_network(container, netns_path)
+            except BaseException as exc:  # reported once the runtime is done with the container
+                wiring_failure = exc
             pid = self._await_created(monitor_dir)
             log.debug("%s: created by the runtime (pid %d)", container.short_id, pid)
-            self._join_network(container, pid)
+            if wiring_failure is not None:
+                raise wiring_failure
             self._connect_pending_attaches(container, live)
             runtime.start(container.id)
             log.debug("%s: started", container.short_id)
@@ -513,14 +523,31 @@ class ContainerManager:
         self._save(container)
         self._event(container, "die", exitCode=str(state.ExitCode))
 
-    def _spec(self, container: Container, rootfs: Path) -> dict:
+    def netns_path(self, container: Container) -> Path:
+        return self.context.exec_root / "netns" / container.id
+
+    def _make_network_namespace(self, container: Container) -> str | None:
+        """The container's own network namespace, made by the engine (not the runtime) and
+        named under <exec-root>/netns, for every mode but host and container:<id>."""
+        mode = network_mode(container.host_config)
+        if mode == "host" or mode.startswith("container:"):
+            return None
+        path = self.netns_path(container)
+        remove_namespace(path)  # a stale one of a crashed run
+        create_namespace(path)
+        driver = self.context.network_drivers.get("none")
+        if driver is not None and hasattr(driver, "bring_up_loopback"):
+            driver.bring_up_loopback(str(path))
+        return str(path)
+
+    def _spec(self, container: Container, rootfs: Path, netns_path: str | None = None) -> dict:
         files = self._etc_files(container)
         mounts = [{"destination": f"/etc/{name}", "type": "bind", "source": str(path),
                    "options": ["rbind", "rprivate"] + (["ro"] if container.host_config.get("ReadonlyRootfs")
                                                       else [])}
                   for name, path in files.items()]
         mode = network_mode(container.host_config)
-        netns: str | None = None
+        netns: str | None = netns_path
         if mode == "host":
             netns = "host"
         elif mode.startswith("container:"):
@@ -566,14 +593,9 @@ class ContainerManager:
         with open(self.directory(container) / "resolv.conf", "w") as resolv:
             resolv.write(resolv_conf(container.host_config, embedded_dns))
 
-    def _join_network(self, container: Container, pid: int) -> None:
-        mode = network_mode(container.host_config)
-        if mode == "host" or mode.startswith("container:"):
+    def _join_network(self, container: Container, netns_path: str | None) -> None:
+        if netns_path is None:  # host, or another container's namespace
             return
-        netns_path = f"/proc/{pid}/ns/net"
-        driver = self.context.network_drivers.get("none")
-        if driver is not None and hasattr(driver, "bring_up_loopback"):
-            driver.bring_up_loopback(netns_path)
         networks = self.context.networks
         if networks is None or not container.network_settings.get("Networks"):
             return
@@ -591,6 +613,10 @@ class ContainerManager:
         networks = self.context.networks
         if networks is not None:
             networks.detach(container)
+        try:
+            remove_namespace(self.netns_path(container))
+        except OSError as exc:
+            log.warning("%s: %s", container.short_id, exc)
         settings = container.network_settings
         for name, endpoint in (settings.get("Networks") or {}).items():
             settings["Networks"][name] = {key: endpoint.get(key) for key in
@@ -1145,9 +1171,14 @@ class ContainerManager:
     def restore(self) -> None:
         """After a start: re-attach running containers, settle those that exited while
         the daemon was away, and start the ones their restart policy says to."""
+        alive = [c for c in self.all() if c.running and self.monitor(c).alive()]
         if self.context.networks is not None:
-            alive = [c for c in self.all() if c.running and self.monitor(c).alive()]
             self.context.networks.restore(alive)
+        kept = {c.id for c in alive}
+        named = self.context.exec_root / "netns"
+        for name in os.listdir(named) if named.is_dir() else []:
+            if name not in kept:  # the namespace of a container that ended while we were away
+                remove_namespace(named / name)
         swept = sweep_orphans(self.context.runtimes, (c.id for c in self.all()))
         if swept:
             log.info("deleted %d runtime record(s) of containers removed before a crash", swept)

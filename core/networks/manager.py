@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -125,6 +126,8 @@ class NetworkManager:
         self._networks: dict[str, Network] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # network id -> container id -> endpoint
         self._netns: dict[str, str] = {}  # container id -> the namespace its endpoints live in
+        self._leaver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network leave")
+        self._leaving: set[Future] = set()
         self._load()
 
     # -- records ---------------------------------------------------------------------
@@ -289,6 +292,7 @@ class NetworkManager:
         self.ipam.release_pool(IPv4Network(pool["Subnet"]))
 
     def remove(self, name_or_id: str) -> None:
+        self._settle_leaves()  # endpoints of exited containers must be gone before their network
         with self._lock:
             network = self.get(name_or_id)
             if network.predefined:
@@ -357,17 +361,45 @@ class NetworkManager:
         return {"Networks": settings, "Ports": port_rules.docker_ports(ports, exposed)}
 
     def detach(self, container) -> None:
-        """Unwire whatever endpoints the container has (idempotent)."""
+        """Unwire an exited container's endpoints (idempotent). Its names go at once; the
+        kernel work (a veth delete waits out an RCU grace period, ~20 ms) goes to a
+        background thread, so an exit or an `--rm` never waits for it. The addresses and
+        host ports stay reserved until that work is done, and whoever asks for one of
+        them by name meanwhile waits for it (`_settle_leaves`)."""
         netns_path = self._netns.pop(container.id, "")
         if self.dns is not None:
             self.dns.remove_listener(container.id)
-        for endpoints in list(self._endpoints.values()):
-            endpoint = endpoints.get(container.id)
-            if endpoint is not None:
-                self._drop_endpoint(endpoint, netns_path)
-                network = self._networks.get(endpoint.network_id)
-                if network is not None:
-                    self._event(network, "disconnect", container=container.id)
+        leaving = []
+        with self._lock:
+            for endpoints in self._endpoints.values():
+                endpoint = endpoints.pop(container.id, None)
+                if endpoint is not None:
+                    leaving.append(endpoint)
+        if not leaving:
+            return
+        for endpoint in leaving:
+            network = self._networks.get(endpoint.network_id)
+            if network is not None:
+                self._event(network, "disconnect", container=container.id)
+        future = self._leaver.submit(lambda: [self._drop_endpoint(e, netns_path) for e in leaving])
+        with self._lock:
+            self._leaving.add(future)
+        future.add_done_callback(self._left)
+
+    def _left(self, future) -> None:
+        with self._lock:
+            self._leaving.discard(future)
+        if future.exception() is not None:
+            log.warning("unwiring an exited container failed: %s", future.exception())
+
+    def _settle_leaves(self, timeout: float = 60) -> None:
+        with self._lock:
+            pending = list(self._leaving)
+        for future in pending:
+            try:
+                future.result(timeout)
+            except Exception:  # already logged by _left
+                pass
 
     def _new_endpoint(self, network: Network, container, wanted: dict, default_route: bool,
                       port_requests, interface: str) -> Endpoint:
@@ -375,7 +407,13 @@ class NetworkManager:
         address = None
         if subnet is not None:
             static = ((wanted.get("IPAMConfig") or {}).get("IPv4Address")) or None
-            address = self.ipam.request_address(subnet, static, network.ip_range())
+            if static:
+                self._settle_leaves()  # it may be the address of a container that just exited
+            try:
+                address = self.ipam.request_address(subnet, static, network.ip_range())
+            except Forbidden:  # exhausted: addresses of exited containers may be on their way back
+                self._settle_leaves()
+                address = self.ipam.request_address(subnet, static, network.ip_range())
         endpoint = Endpoint(network_id=network.id, container_id=container.id, container_name=container.name,
                             endpoint_id=secrets.token_hex(32), address=address,
                             mac_address=wanted.get("MacAddress") or mac_for(address),
@@ -383,6 +421,8 @@ class NetworkManager:
                             hostname=container.config.get("Hostname") or "", default_route=default_route,
                             interface=interface)
         if port_requests and network.driver != "null":
+            if any(request.host_ports is not None for request in port_requests):
+                self._settle_leaves()  # a port an exited container published is on its way back
             try:
                 endpoint.ports = self.ports.allocate(
                     container.id, port_requests, f"{container.name} ({endpoint.endpoint_id})")
@@ -538,7 +578,7 @@ class NetworkManager:
         """After a daemon start: take back the endpoints of containers still running,
         then let each driver make the kernel match (and drop what a crash left)."""
         for container in running:
-            netns_path = f"/proc/{container.state.Pid}/ns/net"
+            netns_path = container.network_settings.get("SandboxKey") or f"/proc/{container.state.Pid}/ns/net"
             for name, settings in (container.network_settings.get("Networks") or {}).items():
                 network = self.find(settings.get("NetworkID") or name)
                 if network is None or not settings.get("EndpointID"):
@@ -576,6 +616,8 @@ class NetworkManager:
         return [e[container_id] for e in self._endpoints.values() if container_id in e]
 
     def shutdown(self) -> None:
+        self._settle_leaves(timeout=30)
+        self._leaver.shutdown(wait=False)
         if self.dns is not None:
             self.dns.stop()
 
