@@ -186,6 +186,9 @@ def test_containers_reach_each_other_by_name_and_alias(daemon):
         assert web_ip in out(lookup), (target, out(lookup), lookup.stderr)
     assert docker(daemon, "exec", client, "ping", "-c1", "-W2", web).returncode == 0
     assert docker(daemon, "exec", client, "ping", "-c1", "-W2", "db").returncode == 0
+    net_io = out(docker(daemon, "stats", "--no-stream", "--format", "{{.NetIO}}", client, check=True))
+    received, sent = (part.strip() for part in net_io.split("/"))
+    assert received != "0B" and sent != "0B", net_io  # eth0's counters, read from the namespace
     resolv = out(docker(daemon, "exec", client, "cat", "/etc/resolv.conf", check=True))
     assert "nameserver 127.0.0.11" in resolv
     hosts = out(docker(daemon, "exec", web, "cat", "/etc/hosts", check=True))

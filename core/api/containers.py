@@ -519,7 +519,9 @@ def register(router: Router, engine: Engine) -> None:
             if not path:
                 return {"cpu_stats": container_stats.empty_cpu(),
                         "memory_stats": {}, "pids_stats": {}}
-            return container_stats.sample(path)
+            sampled = container_stats.sample(path)
+            sampled["networks"] = container_stats.network_counters(container.state.Pid)
+            return sampled
 
         def body() -> Iterator[bytes]:
             previous, previous_at = None, None

@@ -11,6 +11,7 @@ re-attached to the monitors that kept the containers running (live restore).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -318,22 +319,10 @@ class ContainerManager:
         /etc/resolv.conf, /etc/hostname, /dev/shm...), so they never show up in `docker
         diff` or in a committed image; the writable layer goes on top of it."""
         import io
-        import tarfile
 
         storage = self.context.storage
         storage.create_layer(container.init_layer_id, container.image_layer_id)
-        entries = io.BytesIO()
-        with tarfile.open(fileobj=entries, mode="w") as tar:
-            for name, kind in (("dev", tarfile.DIRTYPE), ("dev/pts", tarfile.DIRTYPE),
-                               ("dev/shm", tarfile.DIRTYPE), ("proc", tarfile.DIRTYPE),
-                               ("sys", tarfile.DIRTYPE), ("etc", tarfile.DIRTYPE),
-                               ("etc/hosts", tarfile.REGTYPE), ("etc/hostname", tarfile.REGTYPE),
-                               ("etc/resolv.conf", tarfile.REGTYPE)):
-                info = tarfile.TarInfo(name)
-                info.type, info.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
-                tar.addfile(info)
-        entries.seek(0)
-        storage.apply_diff(container.init_layer_id, container.image_layer_id, entries)
+        storage.apply_diff(container.init_layer_id, container.image_layer_id, io.BytesIO(_init_layer_tar()))
         storage.create_writable_layer(container.layer_id, container.init_layer_id)
 
     # -- start ---------------------------------------------------------------------
@@ -1278,6 +1267,25 @@ def resolv_conf(host_config: dict, embedded_dns: bool = False) -> str:
     if options:
         lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def _init_layer_tar() -> bytes:
+    """The -init layer's content is the same for every container: its tar is built once."""
+    import io
+    import tarfile
+
+    entries = io.BytesIO()
+    with tarfile.open(fileobj=entries, mode="w") as tar:
+        for name, kind in (("dev", tarfile.DIRTYPE), ("dev/pts", tarfile.DIRTYPE),
+                           ("dev/shm", tarfile.DIRTYPE), ("proc", tarfile.DIRTYPE),
+                           ("sys", tarfile.DIRTYPE), ("etc", tarfile.DIRTYPE),
+                           ("etc/hosts", tarfile.REGTYPE), ("etc/hostname", tarfile.REGTYPE),
+                           ("etc/resolv.conf", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
+            tar.addfile(info)
+    return entries.getvalue()
 
 
 def _parse_size(value: str) -> int:

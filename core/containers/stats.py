@@ -96,6 +96,25 @@ def sample(cgroup_path: str) -> dict:
     return {"cpu_stats": cpu_stats, "memory_stats": memory, "pids_stats": pids}
 
 
+def network_counters(pid: int) -> dict | None:
+    """Per-interface counters of the process's network namespace, loopback left out, in
+    Docker's `networks` shape; None when they cannot be read (the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return None
+    found = {}
+    for line in lines:
+        name, _, numbers = line.partition(":")
+        name, values = name.strip(), [int(v) for v in numbers.split()]
+        if name == "lo" or len(values) < 16:
+            continue
+        found[name] = {"rx_bytes": values[0], "rx_packets": values[1], "rx_errors": values[2],
+                       "rx_dropped": values[3], "tx_bytes": values[8], "tx_packets": values[9],
+                       "tx_errors": values[10], "tx_dropped": values[11]}
+    return found
+
+
 def _mem_total() -> int:
     for line in _read(Path("/proc/meminfo")).splitlines():
         if line.startswith("MemTotal:"):
@@ -130,6 +149,7 @@ def stats_message(name: str, container_id: str, current: dict, previous: dict | 
         "cpu_stats": current["cpu_stats"],
         "precpu_stats": previous["cpu_stats"] if previous else empty_cpu(),
         "memory_stats": current["memory_stats"],
+        **({"networks": current["networks"]} if current.get("networks") else {}),
         "name": f"/{name}",
         "id": container_id,
     }
