@@ -176,7 +176,38 @@ def create_body(options: dict, image: str, command: tuple[str, ...]) -> tuple[di
     if endpoint:
         network = options["network"] or "bridge"
         config["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+    _mount_flags(options, config, host_config)
     return config, host_config
+
+
+def _mount_flags(options: dict, config: dict, host_config: dict) -> None:
+    """-v, --mount, --tmpfs and --volumes-from as the docker CLI sends them: -v with a source
+    goes to Binds ("./x" made absolute), `-v /path` alone to Config.Volumes, --mount as
+    structured HostConfig.Mounts objects; the daemon checks the rest."""
+    from dockyard.containers.mountspec import MountSpecError, parse_mount_flag, split_volume_flags
+
+    try:
+        binds, volumes = split_volume_flags(options.get("volume") or ())
+    except MountSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--volume") from None
+    mounts = []
+    for value in options.get("mount") or ():
+        try:
+            mounts.append(parse_mount_flag(value))
+        except MountSpecError as exc:
+            raise click.BadParameter(str(exc), param_hint="--mount") from None
+    tmpfs = {}
+    for value in options.get("tmpfs") or ():
+        destination, _, tmpfs_options = value.partition(":")
+        tmpfs[destination] = tmpfs_options
+    if volumes:  # the docker CLI sends {} when empty; Docker's merge with the image makes it null
+        config["Volumes"] = volumes
+    host_config["Binds"] = binds or None
+    if mounts:  # Go leaves out an empty Mounts and Tmpfs (omitempty)
+        host_config["Mounts"] = mounts
+    if tmpfs:
+        host_config["Tmpfs"] = tmpfs
+    host_config["VolumesFrom"] = list(options.get("volumes_from") or ()) or None
 
 
 def _port_range(text: str, what: str) -> list[int]:
@@ -276,6 +307,10 @@ def container_options(function):
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
         click.option("--dns", multiple=True, help="Set custom DNS servers."),
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
+        click.option("-v", "--volume", multiple=True, help="Bind mount a volume."),
+        click.option("--mount", multiple=True, help="Attach a filesystem mount to the container."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
