@@ -46,6 +46,7 @@ class Engine:
         self.images = None  # an ImageManager once a storage driver runs
         self.containers = None  # a ContainerManager once a runtime runs too
         self.networks = None  # a NetworkManager once the network drivers run
+        self.volumes = None  # a VolumeManager once the volume drivers run
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -76,9 +77,13 @@ class Engine:
         if runtime is not None:
             self.default_runtime = runtime.name
         self.networks = self._network_manager()
+        from dockyard.volumes.manager import VolumeManager
+
+        self.volumes = VolumeManager(self.config.data_root_path, self.drivers["volume"], self.events)
         if self.images is not None and self.drivers["runtime"]:
             self.containers = self._container_manager()
             self.images.containers_using = self.containers.using_image
+            self.volumes.users_of = self.containers.volume_users
             self.images.container_layers = lambda: self.containers.layer_ids()[1]
         if self.images is not None:
             writable, parents = self.containers.layer_ids() if self.containers else (set(), set())
@@ -116,6 +121,7 @@ class Engine:
             default_runtime=self.default_runtime,
             network_drivers=self.drivers["network"],
             networks=self.networks,
+            volumes=self.volumes,
             images=self.images,
             events=self.events,
             max_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[1],

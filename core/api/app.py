@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import containers, images, networks, system
+from dockyard.api import containers, images, networks, system, volumes
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.engine import Engine
@@ -14,4 +14,5 @@ def make_dispatcher(engine: Engine) -> Dispatcher:
     images.register(router, engine)
     containers.register(router, engine)
     networks.register(router, engine)
+    volumes.register(router, engine)
     return router.dispatch

@@ -92,7 +92,7 @@ def summary(manager: ContainerManager, container: Container, with_size: bool) ->
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": _networks_json(container)},
-        "Mounts": container.mounts,
+        "Mounts": mounts_json(container),
     }
     if with_size:
         result["SizeRw"] = manager.size_rw(container)
@@ -105,6 +105,10 @@ _ENDPOINT_DEFAULTS = {
     "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
     "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None,
 }
+
+
+def mounts_json(container: Container) -> list[dict]:
+    return [{k: v for k, v in entry.items() if not k.startswith("_")} for entry in container.mounts]
 
 
 def _networks_json(container: Container) -> dict:
@@ -171,7 +175,7 @@ def inspect(manager: ContainerManager, container: Container, with_size: bool) ->
         "ExecIDs": manager.exec_ids(container) or None,
         "HostConfig": container.host_config,
         "GraphDriver": {"Name": container.driver, "Data": None},
-        "Mounts": container.mounts,
+        "Mounts": mounts_json(container),
         "Config": {**container.config, "Image": container.image_name},
         "NetworkSettings": network_settings_json(container),
     }

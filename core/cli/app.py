@@ -42,6 +42,7 @@ COMMANDS = {
     "container": "dockyard.cli.containers:container",
     "network": "dockyard.cli.networks:network",
     "port": "dockyard.cli.networks:port",
+    "volume": "dockyard.cli.volumes:volume",
 }
 
 

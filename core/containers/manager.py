@@ -122,6 +122,7 @@ class RuntimeContext:
     events: EventsManager
     max_nofile: int
     build_spec: Callable[..., dict]
+    volumes: object = None  # the VolumeManager
 
 
 class ContainerManager:
@@ -260,6 +261,7 @@ class ContainerManager:
                 name = random_name()
                 while name in taken:
                     name = f"{random_name()}{random.randint(0, 99)}"
+            mounts, made_volumes = self._requested_mounts(merged, host_config)  # last: it creates volumes
             top_chain = images.top_layer(record)
             parent_layer = images.layers.get(top_chain).cache_id if top_chain else None
             entrypoint = merged.get("Entrypoint") or []
@@ -271,7 +273,7 @@ class ContainerManager:
                 path=argv[0], args=argv[1:], driver=self.context.storage_name,
                 runtime=runtime_name, layer_id=container_id, image_layer_id=parent_layer,
                 init_layer_id=f"{container_id}-init", image_chain_id=top_chain,
-                network_settings=network_settings,
+                network_settings=network_settings, mounts=mounts,
             )
             try:
                 self._create_layers(container)
@@ -279,6 +281,7 @@ class ContainerManager:
             except BaseException:
                 self.context.storage.remove(container.layer_id)
                 self.context.storage.remove(container.init_layer_id)
+                self._drop_volumes(made_volumes)
                 raise
             self._containers[container_id] = container
             self._live[container_id] = _Live()
@@ -314,6 +317,111 @@ class ContainerManager:
             requested[network.name] = networks.endpoint_config(network, endpoints.get(name))
         return {"Networks": requested}
 
+    def _requested_mounts(self, config: dict, host_config: dict) -> tuple[list[dict], list[str]]:
+        """Docker's Mounts entries for -v, --mount, --volumes-from and the image's VOLUMEs,
+        creating the volumes they name. Returns them and the volumes made here, which a
+        failure of this create removes again."""
+        from dockyard.containers.mountspec import MountSpecError, mount_requests, volumes_from
+
+        try:
+            requests = mount_requests(config, host_config)
+        except MountSpecError as exc:
+            raise InvalidParameter(str(exc)) from None
+        volumes = self.context.volumes
+        made: list[str] = []
+        entries: list[dict] = []
+        try:
+            for request in requests:
+                if request.kind == "volume":
+                    entries.append(self._volume_entry(request, host_config, made))
+                elif request.kind == "bind":
+                    entries.append(_bind_entry(request))
+                else:
+                    entries.append({"Type": "tmpfs", "Source": "", "Destination": request.destination,
+                                    "Mode": "", "RW": not request.read_only, "Propagation": "",
+                                    "_size": request.tmpfs_size, "_mode": request.tmpfs_mode})
+            taken = {entry["Destination"] for entry in entries}
+            for spec in host_config.get("VolumesFrom") or []:
+                try:
+                    source_name, mode = volumes_from(spec)
+                except MountSpecError as exc:
+                    raise InvalidParameter(str(exc)) from None
+                for entry in self.get(source_name).mounts:
+                    if entry["Type"] == "tmpfs" or entry["Destination"] in taken:
+                        continue
+                    shared = dict(entry)
+                    shared["RW"] = entry["RW"] and mode != "ro"  # a mode never makes ro writable
+                    entries.append(shared)
+                    taken.add(entry["Destination"])
+        except BaseException:
+            self._drop_volumes(made)
+            raise
+        if entries and volumes is None and any(e["Type"] == "volume" for e in entries):
+            raise InvalidParameter("volumes need a volume driver: pip install dockyard-volume-local")
+        return entries, made
+
+    def _volume_entry(self, request, host_config: dict, made: list[str]) -> dict:
+        volumes = self.context.volumes
+        if volumes is None:
+            raise InvalidParameter("volumes need a volume driver: pip install dockyard-volume-local")
+        driver = request.volume_driver  # mountspec applies HostConfig.VolumeDriver where Docker does
+        existing = None
+        if request.source:
+            try:
+                existing = volumes.get(request.source)
+            except NotFound:
+                existing = None
+        volume = existing or volumes.create(request.source or None, driver, request.volume_options,
+                                            request.volume_labels, anonymous=not request.source)
+        if existing is None:
+            made.append(volume.name)
+        return {"Type": "volume", "Name": volume.name, "Source": volumes.mountpoint(volume),
+                "Destination": request.destination, "Driver": volume.driver, "Mode": "z",
+                "RW": not request.read_only, "Propagation": "", "_nocopy": request.no_copy}
+
+    def _drop_volumes(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                self.context.volumes.remove(name, force=True)
+            except EngineError as exc:
+                log.warning("could not remove volume %s after a failed create: %s", name, exc)
+
+    def volume_users(self, name: str) -> list[str]:
+        """Containers whose record names the volume, running or not (Docker counts both)."""
+        return [c.id for c in self.all() if any(m.get("Name") == name for m in c.mounts)]
+
+    def _mount_volumes(self, container: Container, rootfs: Path) -> list[dict]:
+        """OCI mounts for the container's Mounts, taking its volumes (copy-up included)."""
+        specs = []
+        for entry in container.mounts:
+            destination = entry["Destination"]
+            if entry["Type"] == "tmpfs":
+                options = ["nosuid", "nodev", "noexec"] + ([] if entry["RW"] else ["ro"])
+                if entry.get("_size"):
+                    options.append(f"size={entry['_size']}")
+                if entry.get("_mode") is not None:
+                    options.append(f"mode={entry['_mode']:o}")
+                specs.append({"destination": destination, "type": "tmpfs", "source": "tmpfs",
+                              "options": options})
+                continue
+            source = entry["Source"]
+            if entry["Type"] == "volume":
+                image_content = None if entry.get("_nocopy") else rootfs / destination.lstrip("/")
+                source = self.context.volumes.mount(entry["Name"], container.id, image_content)
+            elif not os.path.exists(source):
+                raise StartFailed(f"error while creating mount source path '{source}': the bind source "
+                                  "is gone: create it again, or remove the container")
+            options = ["rbind", entry.get("Propagation") or "rprivate"] + ([] if entry["RW"] else ["ro"])
+            specs.append({"destination": destination, "type": "bind", "source": source, "options": options})
+        return specs
+
+    def _unmount_volumes(self, container: Container) -> None:
+        if self.context.volumes is None:
+            return
+        for entry in container.mounts:
+            if entry["Type"] == "volume":
+                self.context.volumes.unmount(entry["Name"], container.id)
+
     def _create_layers(self, container: Container) -> None:
         """Docker's -init layer holds the mount points the runtime binds over (/etc/hosts,
         /etc/resolv.conf, /etc/hostname, /dev/shm...), so they never show up in `docker
@@ -347,7 +455,7 @@ class ContainerManager:
                 failure = None
         if failure is not None:
             if container.host_config.get("AutoRemove"):
-                self.remove(container.id, force=True)  # `run --rm` waits for removal even now
+                self.remove(container.id, force=True, volumes=True)  # `run --rm` waits even now
             raise failure
         return container
 
@@ -544,6 +652,7 @@ class ContainerManager:
             if not other.running:
                 raise StartFailed(f"cannot join network of a non running container: {other.id}")
             netns = f"/proc/{other.state.Pid}/ns/net"
+        mounts += self._mount_volumes(container, rootfs)
         workdir = container.config.get("WorkingDir")
         if workdir:
             (rootfs / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -672,8 +781,8 @@ class ContainerManager:
         if restart:
             threading.Thread(target=self._restart_later, args=(container, delay), daemon=True).start()
         elif container.host_config.get("AutoRemove"):
-            try:
-                self.remove(container.id, force=True)
+            try:  # --rm takes the container's anonymous volumes with it, as Docker's does
+                self.remove(container.id, force=True, volumes=True)
             except NotFound:
                 pass
 
@@ -731,6 +840,7 @@ class ContainerManager:
         The bundle directory is made before the runtime is called and renamed away here,
         so without it there is nothing to release (and no runtime call to pay for)."""
         self._leave_networks(container)
+        self._unmount_volumes(container)
         run_dir = self.run_directory(container)
         bundle = run_dir / "bundle"
         if not bundle.exists():
@@ -980,6 +1090,15 @@ class ContainerManager:
         self._event(container, "destroy")
         log.debug("%s: removed", container.short_id)
         self._live.pop(container.id, None)
+        if volumes and self.context.volumes is not None:
+            anonymous = [e["Name"] for e in container.mounts if e["Type"] == "volume"
+                         and self.context.volumes.get_or_none(e["Name"]) is not None
+                         and self.context.volumes.get_or_none(e["Name"]).anonymous]
+            for name in anonymous:
+                try:
+                    self.context.volumes.remove(name)
+                except Conflict:  # shared with another container (--volumes-from): it stays
+                    pass
 
     def _discard(self, *directories: Path) -> None:
         """Rename directories out of the way at once (a new container may reuse nothing of
@@ -1163,6 +1282,13 @@ class ContainerManager:
         alive = [c for c in self.all() if c.running and self.monitor(c).alive()]
         if self.context.networks is not None:
             self.context.networks.restore(alive)
+        if self.context.volumes is not None:
+            held: dict[str, list[str]] = {}
+            for container in alive:
+                for entry in container.mounts:
+                    if entry["Type"] == "volume":
+                        held.setdefault(entry["Name"], []).append(container.id)
+            self.context.volumes.restore(held)
         kept = {c.id for c in alive}
         named = self.context.exec_root / "netns"
         for name in os.listdir(named) if named.is_dir() else []:
@@ -1286,6 +1412,17 @@ def _init_layer_tar() -> bytes:
             info.type, info.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
             tar.addfile(info)
     return entries.getvalue()
+
+
+def _bind_entry(request) -> dict:
+    source = Path(request.source)
+    if not source.exists():
+        if not request.create_host_path:
+            raise InvalidParameter(f"invalid mount config for type \"bind\": bind source path does not "
+                                   f"exist: {request.source}")
+        source.mkdir(parents=True, exist_ok=True)  # what -v does (--mount does not)
+    return {"Type": "bind", "Source": request.source, "Destination": request.destination, "Mode": "",
+            "RW": not request.read_only, "Propagation": request.propagation or "rprivate"}
 
 
 def _parse_size(value: str) -> int:

@@ -35,6 +35,10 @@ class VolumeDriver(Protocol):
     def path(self, name: str) -> Path | None:
         """Where the volume's data lives on the host, or None when it is not mounted."""
 
+    def data_path(self, name: str) -> Path:
+        """Where the volume's data is when it is mounted (Docker's `Mountpoint`), mounted
+        or not."""
+
     def list(self) -> Sequence[str]: ...
 
     def status(self, name: str) -> Mapping[str, Any]:

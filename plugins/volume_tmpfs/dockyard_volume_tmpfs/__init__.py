@@ -1,20 +1,26 @@
-"""dockyard-volume-tmpfs: the `tmpfs` volume driver (named volumes held in memory).
+"""dockyard-volume-tmpfs: the `tmpfs` volume driver, named volumes held in memory.
 
-The driver lands with issue #6 (volumes); until then its probe says so.
+    docker volume create -d tmpfs -o size=64m -o mode=1777 NAME
+
+This module owns the plugin's face: the hook that offers the driver, its probe and the
+factory. A volume's tmpfs is mounted while the volume exists, so containers share its
+content; the volume survives a reboot but its content does not. The work lives in driver.py
+(the contract's calls), options.py (size, mode, uid, gid), store.py (the records) and
+kernel.py (mount(2), umount2(2), mountinfo).
 """
 
 from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_filesystem, need_root, unfinished
-
-_UNFINISHED = unfinished("the tmpfs volume driver", "issue #6 (volumes)")
+from dockyard.probes import first_failure, need_filesystem, need_root
 
 
 def _why_not_here() -> str | None:
-    return first_failure(need_root(), need_filesystem("tmpfs"), _UNFINISHED)
+    return first_failure(need_root(), need_filesystem("tmpfs"))
 
 
 def _make(context: DriverContext):
-    raise RuntimeError(_UNFINISHED)
+    from .driver import TmpfsVolumeDriver
+
+    return TmpfsVolumeDriver(context)
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""Volumes: the manager of their records, users and copy-up."""
