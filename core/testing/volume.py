@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 from dockyard.drivers.volume import VolumeDriver, VolumeDriverError
+from dockyard.mounts import mount_table
 from dockyard.plugin import DriverContext
 from dockyard.pluginmanager import PluginManager
 
@@ -48,30 +49,11 @@ BAD_NAMES = ("", "a", "..", "../escape", "a/b", "/abs", ".hidden", "-dash", "_un
 UNKNOWN_OPTION = "dockyard-test-no-such-option"
 
 
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
-    out, index = [], 0
-    while index < len(field):
-        if field[index] == "\\" and field[index + 1:index + 4].isdigit():
-            out.append(chr(int(field[index + 1:index + 4], 8)))
-            index += 4
-        else:
-            out.append(field[index])
-            index += 1
-    return "".join(out)
-
-
 def mounts_under(root: Path) -> list[tuple[str, str]]:
     """(mount point, filesystem type) of every mount at or below `root`, oldest first."""
     prefix = str(Path(root).resolve()).rstrip("/")
-    found = []
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            point = _unescape(fields[4])
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append((point, fields[fields.index("-") + 1]))
-    return found
+    return [(point, fstype) for point, fstype in mount_table()
+            if point == prefix or point.startswith(prefix + "/")]
 
 
 def filesystem_type_at(path: Path) -> str | None:

@@ -1,5 +1,6 @@
-"""The overlay driver's few system calls: mount(2) and umount2(2) through ctypes, and
-reading /proc/self/mountinfo. Nothing here knows about layers."""
+"""The overlay driver's few system calls: the overlay mount itself (made from a chosen
+directory, see mount_overlay); unmounting and reading the mount table are the core's
+(dockyard.mounts). Nothing here knows about layers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import ctypes.util
 import os
 from pathlib import Path
 
+from dockyard import mounts
+
 MS_RDONLY = 0x1
-MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -52,48 +54,22 @@ def mount_overlay(target: Path, options: str, flags: int = 0, cwd: Path | None =
 def unmount(target: Path) -> None:
     """Detach the filesystem mounted on `target` (lazily, as moby does: a process still
     inside keeps it alive, but it is gone from the mount table at once)."""
-    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"unmounting {target} failed: {os.strerror(code)}")
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
-    if "\\" not in field:
-        return field
-    out, index = [], 0
-    while index < len(field):
-        if field[index] == "\\" and field[index + 1:index + 4].isdigit():
-            out.append(chr(int(field[index + 1:index + 4], 8)))
-            index += 4
-        else:
-            out.append(field[index])
-            index += 1
-    return "".join(out)
+    mounts.detach(target)
 
 
 def mounts_under(root: Path) -> dict[Path, str]:
     """Mount points at or below `root` in this mount namespace, with their fs type."""
-    prefix = str(root).rstrip("/") + "/"
-    found: dict[Path, str] = {}
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            mount_point = _unescape(fields[4])
-            if mount_point == prefix[:-1] or mount_point.startswith(prefix):
-                found[Path(mount_point)] = fields[fields.index("-") + 1]
-    return found
+    prefix = str(root).rstrip("/")
+    return {Path(point): fstype for point, fstype in mounts.mount_table()
+            if point == prefix or point.startswith(prefix + "/")}
 
 
 def filesystem_type(path: Path) -> str:
     """The type of the filesystem holding `path` (the longest mount point above it)."""
     best, best_type = "", "unknown"
     resolved = str(path.resolve())
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            mount_point = _unescape(fields[4])
-            inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
-            if inside and len(mount_point) >= len(best):
-                best, best_type = mount_point, fields[fields.index("-") + 1]
+    for mount_point, fstype in mounts.mount_table():
+        inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, fstype
     return best_type

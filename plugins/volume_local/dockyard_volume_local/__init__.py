@@ -3,8 +3,8 @@
 This module owns the plugin's face: the hook that offers the driver, its probe and the
 factory. A volume is a directory under the driver's home, or, created with Docker's
 `type`/`device`/`o` options, a filesystem mounted there while containers use it. The work
-lives in driver.py (the contract's calls), options.py (what the options mean), store.py (the
-directories and records) and kernel.py (mount(2), umount2(2), mountinfo).
+lives in driver.py (the contract's calls), options.py (what the options mean) and store.py
+(the directories and records); the system calls are the core's (dockyard.mounts).
 """
 
 from dockyard.plugin import DriverContext, DriverSpec, hookimpl

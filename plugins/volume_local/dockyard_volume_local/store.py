@@ -20,9 +20,8 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from dockyard import mounts as kernel
 from dockyard.drivers.volume import VolumeDriverError
-
-from . import kernel
 
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 MAX_NAME_LENGTH = 200  # leaves room for the `.creating-` prefix and suffix in a 255-byte file name

@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dockyard import mounts as kernel
 from dockyard.drivers.volume import VolumeDriverError
 from dockyard.plugin import DriverContext
 
-from . import kernel
 from .options import TmpfsOptions, parse_options
 from .store import VolumeRecords, check_name
 

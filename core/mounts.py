@@ -1,5 +1,6 @@
-"""The local volume driver's system calls: mount(2) and umount2(2) through ctypes, and reading
-/proc/self/mountinfo. Nothing here knows about volumes."""
+"""mount(2) and umount2(2) through ctypes, and reading /proc/self/mountinfo: the system
+calls drivers that mount things share (volume drivers, tests). Nothing here knows what
+is being mounted."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def _mount_table() -> list[tuple[str, str]]:
+def mount_table() -> list[tuple[str, str]]:
     """(mount point, filesystem type) of every mount in this mount namespace, oldest first."""
     table = []
     with open("/proc/self/mountinfo") as mountinfo:
@@ -82,13 +83,13 @@ def _mount_table() -> list[tuple[str, str]]:
 def filesystems_at(point: Path) -> list[str]:
     """The types of the filesystems mounted exactly on `point`, bottom first (mounts stack)."""
     wanted = str(point)
-    return [fstype for mount_point, fstype in _mount_table() if mount_point == wanted]
+    return [fstype for mount_point, fstype in mount_table() if mount_point == wanted]
 
 
 def mount_points_under(root: Path) -> list[Path]:
     """Mount points at or below `root`, deepest first (the order to detach them in)."""
     prefix = str(root).rstrip("/")
-    found = {Path(point) for point, _ in _mount_table()
+    found = {Path(point) for point, _ in mount_table()
              if point == prefix or point.startswith(prefix + "/")}
     return sorted(found, key=lambda path: len(path.parts), reverse=True)
 
