@@ -48,7 +48,7 @@ def test_docker_info_decodes_every_field(dockyard_daemon):
     assert plain.returncode == 0
     assert "Server Version: 0.1.0" in plain.stdout
     assert "errors pretty printing info" not in plain.stderr + plain.stdout
-    assert "WARNING: no usable registry driver" in plain.stderr
+    assert "WARNING" not in plain.stderr  # every driver kind is served (core_alone shows the warnings)
 
 
 def test_docker_events_streams_and_filters(dockyard_daemon):
