@@ -27,13 +27,15 @@ def daemon(tmp_path_factory):
     from dockyard.testing.daemon import DaemonProcess
 
     root = Path(tmp_path_factory.mktemp("nw", numbered=True))
+    import sys
+
     process = DaemonProcess(root).start()
     if "bridge" not in [n["Name"] for n in process.client().get_json("/networks")]:
         process.teardown()
         pytest.skip("the bridge network driver does not run here: " + process.log()[-400:])
-    subprocess.run(["python", "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap", "busybox"],
-                   check=True, capture_output=True)
     try:
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)
         yield process
     finally:
         api = process.client()

@@ -28,9 +28,9 @@ def daemon(tmp_path_factory):
     if "local" not in process.client().get_json("/info")["Plugins"]["Volume"]:
         process.teardown()
         pytest.skip("the local volume driver does not run here")
-    subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
-                    "busybox"], check=True, capture_output=True)
     try:
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)
         yield process
     finally:
         api = process.client()
