@@ -17,7 +17,7 @@ import sys
 import threading
 
 import click
-from dockyard.cli.common import api_errors, client
+from dockyard.cli.common import api_errors, client, each_or_exit, filters_json, key_values, show_objects
 from dockyard.cli.format import ago, human_size, table
 from dockyard.client import APIError, DaemonUnreachable
 
@@ -28,16 +28,6 @@ def _size(value: str, flag: str) -> int:
     if not match:
         raise click.BadParameter(f"invalid size: {value!r}", param_hint=flag)
     return int(float(match.group(1)) * {"": 1, "b": 1, "k": 1024, "m": 1 << 20, "g": 1 << 30}[match.group(2)])
-
-
-def _key_values(items, flag: str) -> dict[str, str]:
-    result = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise click.BadParameter(f"invalid value {item!r}: use key=value", param_hint=flag)
-        result[key] = value if sep else ""
-    return result
 
 
 def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
@@ -114,7 +104,7 @@ def create_body(options: dict, image: str, command: tuple[str, ...]) -> tuple[di
         "WorkingDir": options["workdir"] or "",
         "User": options["user"] or "",
         "Hostname": options["hostname"] or "",
-        "Labels": _key_values(options["label"], "--label"),
+        "Labels": key_values(options["label"], "--label"),
     }
     if options["entrypoint"] is not None:
         config["Entrypoint"] = [options["entrypoint"]] if options["entrypoint"] else [""]
@@ -142,7 +132,7 @@ def create_body(options: dict, image: str, command: tuple[str, ...]) -> tuple[di
         "SecurityOpt": list(options["security_opt"]) or None,
         "ReadonlyRootfs": options["read_only"],
         "Init": True if options["init"] else None,
-        "Sysctls": _key_values(options["sysctl"], "--sysctl") or None,
+        "Sysctls": key_values(options["sysctl"], "--sysctl") or None,
         "Ulimits": _ulimits(options["ulimit"]) or None,
         "Memory": _size(options["memory"], "--memory") if options["memory"] else 0,
         "MemorySwap": _swap(options["memory_swap"]),
@@ -157,7 +147,7 @@ def create_body(options: dict, image: str, command: tuple[str, ...]) -> tuple[di
         "Dns": list(options["dns"]) or None,
         "DnsSearch": list(options["dns_search"]) or None,
         "LogConfig": {"Type": options["log_driver"] or "json-file",
-                      "Config": _key_values(options["log_opt"], "--log-opt")},
+                      "Config": key_values(options["log_opt"], "--log-opt")},
     }
     exposed, bindings = _published_ports(options["publish"], options["expose"])
     if exposed:
@@ -507,22 +497,6 @@ def run(ctx, image, command, detach, rm, detach_keys, **options):
     sys.exit(int(result.get("StatusCode", 125)))
 
 
-def _each(ctx, names, action, success=lambda name: click.echo(name)) -> None:
-    failed = False
-    for name in names:
-        try:
-            action(name)
-            success(name)
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-        except DaemonUnreachable as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(1)
-    if failed:
-        sys.exit(1)
-
-
 @click.command("start")
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
@@ -534,7 +508,7 @@ def start(ctx, attach, interactive, detach_keys, names):
     _check_detach_keys(detach_keys)
     api = client(ctx)
     if not attach and not interactive:
-        _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/start").read())
+        each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/start").read())
         return
     name = names[0]
     with api_errors():
@@ -560,7 +534,7 @@ def start(ctx, attach, interactive, detach_keys, names):
 def stop(ctx, timeout, signal_name, names):
     """Stop one or more running containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/stop",
+    each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/stop",
                                             {"t": timeout, "signal": signal_name}).read())
 
 
@@ -571,7 +545,7 @@ def stop(ctx, timeout, signal_name, names):
 def restart(ctx, timeout, names):
     """Restart one or more containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/restart", {"t": timeout}).read())
+    each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/restart", {"t": timeout}).read())
 
 
 @click.command("kill")
@@ -581,7 +555,8 @@ def restart(ctx, timeout, names):
 def kill(ctx, signal_name, names):
     """Kill one or more running containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/kill", {"signal": signal_name}).read())
+    each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/kill",
+                                              {"signal": signal_name}).read())
 
 
 @click.command("pause")
@@ -590,7 +565,7 @@ def kill(ctx, signal_name, names):
 def pause(ctx, names):
     """Pause all processes within one or more containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/pause").read())
+    each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/pause").read())
 
 
 @click.command("unpause")
@@ -599,7 +574,7 @@ def pause(ctx, names):
 def unpause(ctx, names):
     """Unpause all processes within one or more containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("POST", f"/containers/{n}/unpause").read())
+    each_or_exit(names, lambda n: api.request("POST", f"/containers/{n}/unpause").read())
 
 
 @click.command("rm")
@@ -610,7 +585,7 @@ def unpause(ctx, names):
 def rm(ctx, force, volumes, names):
     """Remove one or more containers."""
     api = client(ctx)
-    _each(ctx, names, lambda n: api.request("DELETE", f"/containers/{n}",
+    each_or_exit(names, lambda n: api.request("DELETE", f"/containers/{n}",
                                             {"force": int(force), "v": int(volumes)}).read())
 
 
@@ -620,7 +595,7 @@ def rm(ctx, force, volumes, names):
 def wait(ctx, names):
     """Block until one or more containers stop, then print their exit codes."""
     api = client(ctx)
-    _each(ctx, names, lambda n: click.echo(
+    each_or_exit(names, lambda n: click.echo(
         api.request("POST", f"/containers/{n}/wait", stream=True).json()["StatusCode"]),
         success=lambda name: None)
 
@@ -765,13 +740,11 @@ def _ports_text(ports: list[dict]) -> str:
 @click.pass_context
 def ps(ctx, show_all, quiet, size, last, latest, no_trunc, filters, output_format):
     """List containers."""
-    from dockyard.cli.images import _filters
-
     limit = 1 if latest else last
     with api_errors():
         listed = client(ctx).get_json("/containers/json", {
             "all": int(show_all or limit > 0), "size": int(size), "limit": limit if limit > 0 else None,
-            "filters": _filters(filters)})
+            "filters": filters_json(filters)})
     if quiet:
         if listed:
             click.echo("\n".join(c["Id"] if no_trunc else c["Id"][:12] for c in listed))
@@ -842,11 +815,7 @@ def inspect(ctx, output_format, kind, size, names):
         else:
             click.echo(f"Error: No such object: {name}", err=True)
             failed = True
-    if output_format:
-        for item in found:
-            click.echo(output_format.format(**item))
-    else:
-        click.echo(json.dumps(found, indent=4))
+    show_objects(found, output_format)
     if failed:
         sys.exit(1)
 
@@ -857,13 +826,11 @@ def inspect(ctx, output_format, kind, size, names):
 @click.pass_context
 def prune(ctx, force, filters):
     """Remove all stopped containers."""
-    from dockyard.cli.images import _filters
-
     if not force and not click.confirm("WARNING! This will remove all stopped containers.\n"
                                        "Are you sure you want to continue?", default=False):
         return
     with api_errors():
-        report = client(ctx).request("POST", "/containers/prune", {"filters": _filters(filters)}).json()
+        report = client(ctx).request("POST", "/containers/prune", {"filters": filters_json(filters)}).json()
     deleted = report.get("ContainersDeleted") or []
     if deleted:
         click.echo("Deleted Containers:")

@@ -9,23 +9,13 @@ import sys
 from datetime import datetime
 
 import click
-from dockyard.cli.common import api_errors, client
+from dockyard.cli.common import api_errors, client, filters_json
 from dockyard.cli.format import ago, human_size, table
 from dockyard.client import APIError
 
 
 def _short(image_id: str) -> str:
     return image_id.split(":", 1)[-1][:12]
-
-
-def _filters(items: tuple[str, ...]) -> str | None:
-    grouped: dict[str, dict[str, bool]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: filters look like key=value", param_hint="--filter")
-        grouped.setdefault(key, {})[value] = True
-    return json.dumps(grouped) if grouped else None
 
 
 def _split_repo_tag(name: str) -> tuple[str, str | None]:
@@ -66,7 +56,8 @@ def images(ctx, reference, show_all, quiet, digests, no_trunc, filters, output_f
     if reference:
         filters = (*filters, f"reference={reference}")
     with api_errors():
-        listed = client(ctx).get_json("/images/json", {"all": int(show_all), "filters": _filters(filters)})
+        listed = client(ctx).get_json("/images/json",
+                                      {"all": int(show_all), "filters": filters_json(filters)})
     if quiet:
         seen = []
         for image in listed:
@@ -174,7 +165,7 @@ def prune(ctx, prune_all, force, filters):
     if prune_all:
         filters = (*filters, "dangling=false")
     with api_errors():
-        report = client(ctx).request("POST", "/images/prune", {"filters": _filters(filters)}).json()
+        report = client(ctx).request("POST", "/images/prune", {"filters": filters_json(filters)}).json()
     deleted = report.get("ImagesDeleted") or []
     if deleted:
         click.echo("Deleted Images:")

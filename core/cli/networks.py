@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
-from dockyard.cli.common import api_errors, client
+from dockyard.cli.common import api_errors, client, each_or_exit, filters_json, inspect_each, key_values
 from dockyard.cli.format import table
-from dockyard.client import APIError, DaemonUnreachable
-
-
-def _key_values(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, sep, item = value.partition("=")
-        if not key:
-            raise click.BadParameter(f"invalid {flag} {value!r}: use key=value", param_hint=flag)
-        pairs[key] = item if sep else ""
-    return pairs
 
 
 @click.group("network")
@@ -50,8 +38,8 @@ def create(ctx, driver, subnet, gateway, ip_range, internal, attachable, opt, la
     if (gateway or ip_range) and not subnet:
         raise click.UsageError("--gateway and --ip-range need a --subnet")
     body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable,
-            "IPAM": {"Driver": "default", "Config": pools}, "Options": _key_values(opt, "--opt"),
-            "Labels": _key_values(label, "--label"), "CheckDuplicate": True}
+            "IPAM": {"Driver": "default", "Config": pools}, "Options": key_values(opt, "--opt"),
+            "Labels": key_values(label, "--label"), "CheckDuplicate": True}
     with api_errors():
         click.echo(client(ctx).request("POST", "/networks/create", body=body).json()["Id"])
 
@@ -63,12 +51,8 @@ def create(ctx, driver, subnet, gateway, ip_range, internal, attachable, opt, la
 @click.pass_context
 def ls(ctx, quiet, no_trunc, filters):
     """List networks."""
-    wanted: dict[str, list[str]] = {}
-    for value in filters:
-        key, _, item = value.partition("=")
-        wanted.setdefault(key, []).append(item)
     with api_errors():
-        found = client(ctx).get_json("/networks", {"filters": json.dumps(wanted)} if wanted else None)
+        found = client(ctx).get_json("/networks", {"filters": filters_json(filters)})
     rows = [("NETWORK ID", "NAME", "DRIVER", "SCOPE")]
     for item in found:
         network_id = item["Id"] if no_trunc else item["Id"][:12]
@@ -86,24 +70,7 @@ def ls(ctx, quiet, no_trunc, filters):
 @click.pass_context
 def inspect(ctx, output_format, names):
     """Display detailed information on one or more networks."""
-    api = client(ctx)
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(api.get_json(f"/networks/{name}"))
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-        except DaemonUnreachable as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(1)
-    if output_format:
-        for item in found:
-            click.echo(output_format.format(**item))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed:
-        sys.exit(1)
+    inspect_each(ctx, names, lambda name: f"/networks/{name}", output_format)
 
 
 @network.command("rm")
@@ -112,16 +79,7 @@ def inspect(ctx, output_format, names):
 def rm(ctx, names):
     """Remove one or more networks."""
     api = client(ctx)
-    failed = False
-    for name in names:
-        try:
-            api.request("DELETE", f"/networks/{name}").read()
-            click.echo(name)
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+    each_or_exit(names, lambda name: api.request("DELETE", f"/networks/{name}").read())
 
 
 @network.command("connect")
@@ -161,13 +119,8 @@ def prune(ctx, force, filters):
     if not force and not click.confirm("WARNING! This will remove all custom networks not used by at least "
                                        "one container.\nAre you sure you want to continue?"):
         return
-    wanted: dict[str, list[str]] = {}
-    for value in filters:
-        key, _, item = value.partition("=")
-        wanted.setdefault(key, []).append(item)
     with api_errors():
-        result = client(ctx).request("POST", "/networks/prune",
-                                     {"filters": json.dumps(wanted)} if wanted else None).json()
+        result = client(ctx).request("POST", "/networks/prune", {"filters": filters_json(filters)}).json()
     deleted = result.get("NetworksDeleted") or []
     if deleted:
         click.echo("Deleted Networks:\n" + "\n".join(deleted))

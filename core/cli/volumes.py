@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
-from dockyard.cli.common import api_errors, client
+from dockyard.cli.common import api_errors, client, each_or_exit, filters_json, inspect_each, key_values
 from dockyard.cli.format import human_size, table
-from dockyard.client import APIError, DaemonUnreachable
-
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    found = {}
-    for value in values:
-        key, sep, item = value.partition("=")
-        if not key or not sep:
-            raise click.BadParameter(f"invalid {flag} {value!r}: use key=value", param_hint=flag)
-        found[key] = item
-    return found
-
-
-def _filters(values: tuple[str, ...]) -> dict[str, list[str]]:
-    wanted: dict[str, list[str]] = {}
-    for value in values:
-        key, _, item = value.partition("=")
-        wanted.setdefault(key, []).append(item)
-    return wanted
 
 
 @click.group("volume")
@@ -42,8 +20,8 @@ def volume() -> None:
 @click.pass_context
 def create(ctx, driver, opt, label, name):
     """Create a volume."""
-    body = {"Name": name or "", "Driver": driver, "DriverOpts": _pairs(opt, "--opt"),
-            "Labels": _pairs(label, "--label")}
+    body = {"Name": name or "", "Driver": driver, "DriverOpts": key_values(opt, "--opt"),
+            "Labels": key_values(label, "--label")}
     with api_errors():
         click.echo(client(ctx).request("POST", "/volumes/create", body=body).json()["Name"])
 
@@ -54,9 +32,8 @@ def create(ctx, driver, opt, label, name):
 @click.pass_context
 def ls(ctx, quiet, filters):
     """List volumes."""
-    wanted = _filters(filters)
     with api_errors():
-        found = client(ctx).get_json("/volumes", {"filters": json.dumps(wanted)} if wanted else None)
+        found = client(ctx).get_json("/volumes", {"filters": filters_json(filters)})
     if quiet:
         for item in found["Volumes"]:
             click.echo(item["Name"])
@@ -70,24 +47,7 @@ def ls(ctx, quiet, filters):
 @click.pass_context
 def inspect(ctx, output_format, names):
     """Display detailed information on one or more volumes."""
-    api = client(ctx)
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(api.get_json(f"/volumes/{name}"))
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-        except DaemonUnreachable as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(1)
-    if output_format:
-        for item in found:
-            click.echo(output_format.format(**item))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed:
-        sys.exit(1)
+    inspect_each(ctx, names, lambda name: f"/volumes/{name}", output_format)
 
 
 @volume.command("rm")
@@ -97,16 +57,7 @@ def inspect(ctx, output_format, names):
 def rm(ctx, force, names):
     """Remove one or more volumes."""
     api = client(ctx)
-    failed = False
-    for name in names:
-        try:
-            api.request("DELETE", f"/volumes/{name}", {"force": int(force)}).read()
-            click.echo(name)
-        except APIError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+    each_or_exit(names, lambda name: api.request("DELETE", f"/volumes/{name}", {"force": int(force)}).read())
 
 
 @volume.command("prune")
@@ -120,12 +71,9 @@ def prune(ctx, everything, force, filters):
     if not force and not click.confirm("WARNING! This will remove anonymous local volumes not used by at "
                                        "least one container.\nAre you sure you want to continue?"):
         return
-    wanted = _filters(filters)
-    if everything:
-        wanted["all"] = ["true"]
+    wanted = filters_json(filters + (("all=true",) if everything else ()))
     with api_errors():
-        result = client(ctx).request("POST", "/volumes/prune",
-                                     {"filters": json.dumps(wanted)} if wanted else None).json()
+        result = client(ctx).request("POST", "/volumes/prune", {"filters": wanted}).json()
     deleted = result.get("VolumesDeleted") or []
     if deleted:
         click.echo("Deleted Volumes:\n" + "\n".join(deleted) + "\n")
