@@ -52,3 +52,16 @@ def make_daemon(short_tmp):
     yield make
     for daemon in made:
         daemon.teardown()
+
+
+def docker(daemon, *args, input=None, timeout=120, check=False) -> subprocess.CompletedProcess:
+    """The real docker CLI against a test daemon (its own config dir, never the user's)."""
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg")}
+    result = subprocess.run(["docker", *args], capture_output=True, env=env, timeout=timeout, input=input)
+    if check:
+        assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def out(result) -> str:
+    return result.stdout.decode().strip()

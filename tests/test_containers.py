@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import docker, out
 
 pytestmark = pytest.mark.root
 
@@ -43,17 +44,6 @@ def _dockyard() -> list[str]:
     return [sys.executable, "-m", "dockyard.cli"]
 
 
-def docker(daemon, *args, input=None, timeout=120, check=False):
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg")}
-    result = subprocess.run(["docker", *args], capture_output=True, env=env, timeout=timeout,
-                            input=input)
-    if check:
-        assert result.returncode == 0, result.stderr.decode()
-    return result
-
-
-def out(result) -> str:
-    return result.stdout.decode().strip()
 
 
 def leftovers(daemon, container_id: str, settle: float = 5.0) -> list[str]:

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import docker, out
 
 pytestmark = pytest.mark.root
 
@@ -47,16 +48,6 @@ def daemon(tmp_path_factory):
         process.teardown()
 
 
-def docker(daemon, *args, input=None, timeout=120, check=False):
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg")}
-    result = subprocess.run(["docker", *args], capture_output=True, env=env, timeout=timeout, input=input)
-    if check:
-        assert result.returncode == 0, result.stderr.decode()
-    return result
-
-
-def out(result) -> str:
-    return result.stdout.decode().strip()
 
 
 def name(prefix: str) -> str:
