@@ -327,7 +327,6 @@ class ContainerManager:
             requests = mount_requests(config, host_config)
         except MountSpecError as exc:
             raise InvalidParameter(str(exc)) from None
-        volumes = self.context.volumes
         made: list[str] = []
         entries: list[dict] = []
         try:
@@ -356,8 +355,6 @@ class ContainerManager:
         except BaseException:
             self._drop_volumes(made)
             raise
-        if entries and volumes is None and any(e["Type"] == "volume" for e in entries):
-            raise InvalidParameter("volumes need a volume driver: pip install dockyard-volume-local")
         return entries, made
 
     def _volume_entry(self, request, host_config: dict, made: list[str]) -> dict:
