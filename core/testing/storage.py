@@ -525,6 +525,18 @@ class StorageDriverSuite:
         after.create_layer("half-made", "known")  # the id is free again
         assert after.recover({"known", "known-child", "half-made"}) == []
 
+    def test_recover_right_after_removes(self, driver: StorageDriver, area: Path) -> None:
+        # The engine collects unused layers at start-up and then calls recover: a driver
+        # that deletes in the background must not trip over its own deletions.
+        for number in range(20):
+            self.build(driver, f"doomed{number}", None, LayerTar().file("a", b"x" * 4096))
+        self.build(driver, "kept", None, LayerTar().file("k", b"k"))
+        for number in range(20):
+            driver.remove(f"doomed{number}")
+        assert driver.recover({"kept"}) == []
+        assert driver.exists("kept")
+        assert not any(driver.exists(f"doomed{number}") for number in range(20))
+
     def test_a_chain_of_130_layers_mounts(self, driver: StorageDriver) -> None:
         expected = set()
         parent = None

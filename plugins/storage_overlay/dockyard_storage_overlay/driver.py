@@ -290,6 +290,14 @@ class OverlayDriver:
                         self._mounts[name] = 1  # mounted before the restart: counts once
                     self._relink(entry)
                     continue
+                if name.startswith(".gone-"):
+                    # Already set aside: a crash's leftover, unless the background deleter
+                    # has it queued now (a layer collected during this start-up).
+                    with self._doomed_ready:
+                        queued = entry in self._doomed
+                    if not queued:
+                        shutil.rmtree(entry, ignore_errors=True)
+                    continue
                 self.log.info("overlay: removing %s, which no image or container uses", entry)
                 if entry.is_dir() and not entry.is_symlink():
                     self._discard(entry)
