@@ -2,24 +2,40 @@
 
 It speaks the protocol and moves bytes: auth challenges (Basic, and Bearer tokens from
 the realm a registry names, cached per registry and scope until they expire),
-redirects, resumable blob downloads, chunked and cross-repository (mount) uploads. It
-checks what it cheaply can (a blob streamed from its start, a manifest fetched by
-digest) but the engine verifies every digest again.
+redirects, resumable blob downloads, chunked and cross-repository (mount) uploads, tag
+lists and search (`/v1/search`, else the `/v2/_catalog`), both following `Link`
+pagination. It checks what it cheaply can (a blob streamed from its start, a manifest
+fetched by digest) but the engine verifies every digest again.
 
-Plain HTTP is used for loopback registries only (localhost, 127.0.0.0/8, ::1), as
-Docker does; every other registry is reached over HTTPS.
+HTTP or HTTPS, decided per registry ("host:port"):
+
+- listed in `insecure-registries` (as host, host:port, or a CIDR holding its address):
+  plain HTTP;
+- with a directory `<certs-dir>/<host:port>/`: HTTPS, trusting the system's CAs plus
+  that directory's `*.crt` and presenting its `<name>.cert`/`<name>.key` (see `tls`);
+- loopback (localhost, 127.0.0.0/8, ::1): plain HTTP, as Docker does;
+- anything else: HTTPS, verified against the system's CAs.
+
+A registry that answers plain HTTP with Go's "Client sent an HTTP request to an HTTPS
+server" is remembered as TLS-only and asked again over HTTPS: verified, unless it is
+listed in `insecure-registries` (Docker's meaning of "insecure": HTTP, or HTTPS without
+verification). A certificate that fails verification raises `Unreachable` saying where
+its CA belongs.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from urllib.parse import urljoin
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from dockyard.drivers.registry import Credentials, Manifest
@@ -32,6 +48,7 @@ from dockyard_registry_distribution.errors import (
     Unreachable,
     Unsupported,
 )
+from dockyard_registry_distribution.tls import CertsDir
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -44,9 +61,15 @@ SCHEMA1_TYPES = (
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 )
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-READ_CHUNK = 1024 * 1024
+# Small reads: when a download breaks, urllib3 drops the piece it was reading, and a
+# resume can only start after the last piece handed on.
+READ_CHUNK = 64 * 1024
 DEFAULT_UPLOAD_CHUNK = 8 * 1024 * 1024
 USER_AGENT = "dockyard/0.1 (registry-distribution)"
+DEFAULT_CERTS_DIR = "/etc/dockyard/certs.d"
+DEFAULT_SEARCH_LIMIT = 25
+CATALOG_PAGE = 100
+DOCKER_HUB_SEARCH = "https://index.docker.io/v1/search"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -55,6 +78,9 @@ _DIGEST = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-fA-F0-9]{32,})$")
 _HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 _LOOPBACK = re.compile(r"^(localhost|127(?:\.\d{1,3}){3}|::1)$")
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+_GO_TLS_ONLY = b"Client sent an HTTP request to an HTTPS server"
+_VERIFY_REASON = re.compile(r"certificate verify failed: (.+?)(?: \(_ssl|'|\)|$)")
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 
 
 def _hasher(digest: str, what: str):
@@ -112,15 +138,24 @@ class DistributionClient:
 
     def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 60.0,
                  retries: int = 3, upload_chunk_size: int = DEFAULT_UPLOAD_CHUNK,
-                 insecure_registries: Iterable[str] = ()) -> None:
+                 insecure_registries: Iterable[str] = (),
+                 certs_dir: str | Path = DEFAULT_CERTS_DIR, home: Path | None = None) -> None:
+        """`insecure_registries`: host, host:port or CIDR entries (ValueError for a bad
+        CIDR); `certs_dir`: the certs.d root; `home`: where combined CA bundles are
+        written (a temporary directory when None)."""
         self.timeout = (connect_timeout, read_timeout)
         self.retries = max(1, retries)
         self.upload_chunk_size = max(1, upload_chunk_size)
         self.insecure_registries = set(insecure_registries)
+        self._insecure_networks = [ipaddress.ip_network(entry, strict=False)
+                                   for entry in self.insecure_registries if "/" in entry]
+        self.certs = CertsDir(certs_dir, Path(home) / "ca-bundles" if home else None)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str], _Token] = {}
         self._schemes: dict[str, tuple[str, dict[str, str]]] = {}  # registry -> its challenge
+        self._tls_only: set[str] = set()  # host:port that answered plain HTTP with Go's TLS hint
+        self._resolved: dict[str, list] = {}
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -137,8 +172,73 @@ class DistributionClient:
             raise RegistryError(f"invalid registry address {registry!r} (expected host[:port])")
         if registry in ("docker.io", "index.docker.io"):
             registry = "registry-1.docker.io"
-        plain = _LOOPBACK.match(_host(registry)) or registry in self.insecure_registries
+        if registry in self._tls_only:
+            plain = False
+        elif self.is_insecure(registry):
+            plain = True
+        elif self.certs.directory(registry) is not None:
+            plain = False
+        else:
+            plain = bool(_LOOPBACK.match(_host(registry)))
         return f"{'http' if plain else 'https'}://{registry}"
+
+    def is_insecure(self, registry: str) -> bool:
+        """Listed in `insecure-registries`: by host:port, by host alone, or by a CIDR
+        holding one of its addresses (resolved, as Docker does, for host names)."""
+        host = _host(registry)
+        if registry in self.insecure_registries or host in self.insecure_registries:
+            return True
+        if not self._insecure_networks:
+            return False
+        return any(address in network for address in self._addresses(host)
+                   for network in self._insecure_networks)
+
+    def _addresses(self, host: str) -> list:
+        try:
+            return [ipaddress.ip_address(host)]
+        except ValueError:
+            pass
+        with self._lock:
+            if host in self._resolved:
+                return self._resolved[host]
+        try:
+            found = {info[4][0].split("%")[0] for info in socket.getaddrinfo(host, None)}
+            addresses = [ipaddress.ip_address(address) for address in found]
+        except (OSError, ValueError):
+            addresses = []
+        with self._lock:
+            self._resolved[host] = addresses
+        return addresses
+
+    def _tls_arguments(self, url: str, registry: str) -> dict:
+        netloc = urlsplit(url).netloc
+        # A token server or blob store on another host uses its own certs.d entry when it
+        # has one, else the registry's (Docker shares the registry's TLS config with them).
+        settings = self.certs.settings(netloc if self.certs.directory(netloc) else registry)
+        verify = settings.verify
+        if netloc in self._tls_only and self.is_insecure(netloc):
+            verify = False
+        return {"verify": verify, "cert": settings.cert}
+
+    def _tls_error(self, registry: str, url: str, exc: Exception) -> Unreachable:
+        netloc = urlsplit(url).netloc
+        who = f"registry {registry}" if netloc == registry else \
+            f"{netloc} (serving registry {registry})"
+        text = str(exc)
+        verify_failed = _VERIFY_REASON.search(text)
+        if verify_failed or "CERTIFICATE_VERIFY_FAILED" in text:
+            reason = verify_failed.group(1) if verify_failed else "CERTIFICATE_VERIFY_FAILED"
+            return Unreachable(f"{who}: TLS certificate verification failed ({reason}): put the "
+                               f"CA certificate of {netloc} in {self.certs.ca_path(netloc)}, or add "
+                               f"{netloc} to insecure-registries")
+        code = _SSL_REASON.search(text)
+        reason = code.group(1) if code else text[:200]
+        if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text:
+            return Unreachable(f"{who} does not speak TLS ({reason}): if it serves plain HTTP, "
+                               f"add {netloc} to insecure-registries")
+        return Unreachable(f"{who}: TLS handshake failed ({reason}); if it wants a client "
+                           f"certificate, put it in {self.certs.root / netloc}/client.cert with "
+                           f"client.key beside it")
 
     @staticmethod
     def _check_repository(repository: str) -> None:
@@ -146,27 +246,41 @@ class DistributionClient:
             raise RegistryError(f"invalid repository name {repository!r}")
 
     def _send(self, method: str, url: str, registry: str, **kwargs) -> requests.Response:
-        """One request, with bounded retries for idempotent ones on connection errors."""
+        """One request, with bounded retries for idempotent ones on connection errors,
+        TLS settings for HTTPS, and the switch to HTTPS for a TLS-only server."""
         attempts = self.retries if method in ("GET", "HEAD") else 1
         kwargs.setdefault("timeout", self.timeout)
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
+            tls = self._tls_arguments(url, registry) if url.startswith("https://") else {}
             try:
-                return self._session.request(method, url, **kwargs)
+                response = self._session.request(method, url, **kwargs, **tls)
+            except requests.exceptions.SSLError as exc:  # retrying cannot fix a certificate
+                raise self._tls_error(registry, url, exc) from exc
             except requests.exceptions.Timeout as exc:
-                if isinstance(exc, requests.exceptions.ConnectTimeout) and attempt + 1 < attempts:
-                    time.sleep(0.2 * (attempt + 1))
+                attempt += 1
+                if isinstance(exc, requests.exceptions.ConnectTimeout) and attempt < attempts:
+                    time.sleep(0.2 * attempt)
                     continue
                 raise Unreachable(f"registry {registry} did not answer in time "
                                   f"(connect {self.timeout[0]}s, read {self.timeout[1]}s): "
                                   f"{method} {url}") from exc
             except requests.exceptions.ConnectionError as exc:
-                if attempt + 1 < attempts:
-                    time.sleep(0.2 * (attempt + 1))
+                attempt += 1
+                if attempt < attempts:
+                    time.sleep(0.2 * attempt)
                     continue
                 raise Unreachable(f"cannot reach registry {registry}: {exc}") from exc
             except requests.exceptions.RequestException as exc:
                 raise RegistryError(f"registry {registry}: {method} {url} failed: {exc}") from exc
-        raise AssertionError("unreachable")
+            if url.startswith("http://") and response.status_code == 400 \
+                    and _GO_TLS_ONLY in response.content[:200]:
+                response.close()
+                with self._lock:
+                    self._tls_only.add(urlsplit(url).netloc)
+                url = "https://" + url[len("http://"):]
+                continue
+            return response
 
     def _auth_header(self, registry: str, scope: str, credentials: Credentials | None) -> dict:
         known = self._schemes.get(registry)
@@ -257,7 +371,9 @@ class DistributionClient:
             response.close()
             if given and scheme == "basic":
                 raise Unauthorized(f"{registry}: unauthorized: incorrect username or password")
-            raise Unauthorized(f"{registry}: unauthorized: {text}")
+            # distribution's own code already reads "unauthorized: ..."; say it once.
+            raise Unauthorized(f"{registry}: {text}" if text.startswith("unauthorized:")
+                               else f"{registry}: unauthorized: {text}")
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -473,3 +589,96 @@ class DistributionClient:
             raise RegistryError(f"{name}: pushing the manifest failed: {_error_text(response)}")
         return (response.headers.get("Docker-Content-Digest")
                 or "sha256:" + hashlib.sha256(manifest.content).hexdigest())
+
+    def list_tags(self, registry: str, repository: str, credentials: Credentials | None) -> list[str]:
+        self._check_repository(repository)
+        name = f"{registry}/{repository}"
+        tags: list[str] = []
+        for body in self._pages(registry, f"/v2/{repository}/tags/list", credentials,
+                                self._scope(repository, "pull"), name, not_found=NotFound):
+            tags.extend(str(tag) for tag in body.get("tags") or [])
+        return tags
+
+    def search(self, registry: str, term: str, limit: int,
+               credentials: Credentials | None) -> list[dict]:
+        limit = limit if limit > 0 else DEFAULT_SEARCH_LIMIT
+        hub = registry in ("docker.io", "index.docker.io", "registry-1.docker.io")
+        response = self._request("GET", registry, DOCKER_HUB_SEARCH if hub else "/v1/search",
+                                 credentials, params={"q": term, "n": limit})
+        with response:
+            results = None
+            if response.status_code == 200:
+                try:
+                    results = response.json().get("results")
+                except (ValueError, AttributeError):
+                    pass  # a page that is not Docker's search API, as some front-ends serve
+            elif response.status_code not in (404, 405, 501):
+                raise RegistryError(f"{registry}: /v1/search answered {_error_text(response)}")
+        if isinstance(results, list):
+            return [_search_result(result) for result in results if isinstance(result, dict)][:limit]
+        return self._search_catalog(registry, term, limit, credentials)
+
+    def _search_catalog(self, registry: str, term: str, limit: int,
+                        credentials: Credentials | None) -> list[dict]:
+        """Docker's registry offers no search: the catalog, filtered, stands in for it."""
+        wanted = term.lower()
+        found: list[dict] = []
+        for body in self._pages(registry, f"/v2/_catalog?n={CATALOG_PAGE}", credentials,
+                                "registry:catalog:*", registry, not_found=None):
+            for name in body.get("repositories") or []:
+                if wanted in str(name).lower():
+                    found.append(_search_result({"name": str(name)}))
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def _pages(self, registry: str, path: str, credentials: Credentials | None, scope: str,
+               name: str, not_found: type[RegistryError] | None) -> Iterator[dict]:
+        """The JSON bodies of a paginated listing, following `Link: <...>; rel="next"`.
+        A first page that is 403/404/405/501 raises `not_found`, or `Unsupported` (the
+        catalog) when that is None."""
+        url: str | None = path
+        seen: set[str] = set()
+        first = True
+        while url:
+            response = self._request("GET", registry, url, credentials, scope)
+            with response:
+                if response.status_code != 200:
+                    text = _error_text(response)
+                    if first and not_found is None and response.status_code in (403, 404, 405, 501):
+                        raise Unsupported(f"registry {registry} does not support search "
+                                          f"(no /v1/search, and /v2/_catalog answered {text})")
+                    if response.status_code == 404 and not_found is not None:
+                        raise not_found(f"repository name not known to registry: {name} ({text})")
+                    raise RegistryError(f"{name}: listing {urlsplit(url).path} failed: {text}")
+                try:
+                    body = response.json()
+                except ValueError as exc:
+                    raise RegistryError(f"{name}: {urlsplit(url).path} answered no JSON") from exc
+                if not isinstance(body, dict):
+                    raise RegistryError(f"{name}: {urlsplit(url).path} answered unexpected JSON")
+                link = response.links.get("next", {}).get("url")
+                # Resolved against where the page came from: the registry may have switched
+                # to HTTPS, and Link targets are usually relative.
+                url = urljoin(response.url, link) if link else None
+            yield body
+            first = False
+            if url in seen:  # a registry looping its Link header must not loop us forever
+                break
+            if url:
+                seen.add(url)
+
+
+def _search_result(result: dict) -> dict:
+    """Docker's search result shape, with its types, whatever the registry left out."""
+    def number(value) -> int:
+        try:
+            return int(value or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    return {"name": str(result.get("name") or ""),
+            "description": str(result.get("description") or ""),
+            "star_count": number(result.get("star_count")),
+            "is_official": bool(result.get("is_official")),
+            "is_automated": bool(result.get("is_automated"))}

@@ -14,7 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from dockyard.drivers.registry import Credentials, Manifest, RegistryClient
-from dockyard.testing.registry import blob, chunked, digest_of, registry_server  # noqa: F401
+from dockyard.testing.registry import (  # noqa: F401
+    blob,
+    chunked,
+    digest_of,
+    registry_server,
+    tls_registry,
+)
 from dockyard_registry_distribution.client import DistributionClient, parse_challenge
 from dockyard_registry_distribution.errors import (
     DigestMismatch,
@@ -373,3 +379,113 @@ def test_manifest_digest_reported_by_the_registry(registry_server):  # noqa: F81
     assert client.put_manifest(registry_server.address, "m/repo", "v2", manifest, None) == manifest.digest
     got = client.get_manifest(registry_server.address, "m/repo", "v2", None)
     assert got == manifest
+
+
+# -- contract errors, tags, search, TLS -----------------------------------------------
+
+
+def test_the_errors_are_the_contracts():
+    import dockyard.drivers.registry as contract
+
+    for error in (RegistryError, Unauthorized, NotFound, DigestMismatch, Unsupported, Unreachable):
+        assert getattr(contract, error.__name__) is error
+        assert issubclass(error, contract.RegistryError)
+
+
+def _json(body) -> tuple[int, dict, bytes]:
+    return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def test_tags_follow_link_pagination():
+    pages = {"/v2/r/tags/list": (["a", "b"], '</v2/r/tags/list?last=b&n=2>; rel="next"'),
+             "/v2/r/tags/list?last=b&n=2": (["c"], None)}
+
+    def handle(request):
+        tags, link = pages[request.path]
+        status, headers, body = _json({"name": "r", "tags": tags})
+        return status, {**headers, **({"Link": link} if link else {})}, body
+
+    with Fake(handle) as fake:
+        assert _client().list_tags(fake.address, "r", None) == ["a", "b", "c"]
+
+
+def test_a_looping_link_header_ends():
+    def handle(request):
+        status, headers, body = _json({"tags": ["x"]})
+        return status, {**headers, "Link": '</v2/r/tags/list?last=x>; rel="next"'}, body
+
+    with Fake(handle) as fake:
+        assert _client().list_tags(fake.address, "r", None) == ["x", "x"]
+
+
+def test_v1_search_is_used_where_the_registry_has_it():
+    results = [{"name": f"lib/app{n}", "description": "an app", "star_count": n, "is_official": n == 0,
+                "is_automated": False} for n in range(5)]
+    with Fake(lambda request: _json({"num_results": 5, "query": "app", "results": results})) as fake:
+        got = _client().search(fake.address, "app", 3, None)
+    assert got == results[:3]
+    assert fake.requests[0][1].startswith("/v1/search?") and "q=app" in fake.requests[0][1]
+
+
+def test_catalog_search_follows_pages_and_stops_at_the_limit():
+    def handle(request):
+        if request.path.startswith("/v1/"):
+            return 404, {}, b"404 page not found"
+        if "last=" not in request.path:
+            status, headers, body = _json({"repositories": ["a/one", "b/two"]})
+            return status, {**headers, "Link": '</v2/_catalog?last=b%2Ftwo&n=100>; rel="next"'}, body
+        return _json({"repositories": ["c/one", "d/one"]})
+
+    with Fake(handle) as fake:
+        assert [r["name"] for r in _client().search(fake.address, "ONE", 25, None)] == \
+            ["a/one", "c/one", "d/one"]
+        assert [r["name"] for r in _client().search(fake.address, "one", 2, None)] == ["a/one", "c/one"]
+
+
+def test_search_unsupported_where_there_is_neither_search_nor_catalog():
+    with Fake(lambda request: (404, {}, b"404 page not found")) as fake:
+        with pytest.raises(Unsupported, match=f"registry {fake.address} does not support search"):
+            _client().search(fake.address, "x", 25, None)
+
+
+def test_insecure_registries_by_host_and_cidr():
+    client = _client(insecure_registries=["10.0.0.0/8", "plainhost"])
+    assert client._base("10.1.2.3:5000") == "http://10.1.2.3:5000"
+    assert client._base("11.1.2.3:5000") == "https://11.1.2.3:5000"
+    assert client._base("plainhost:1234") == "http://plainhost:1234"
+    with pytest.raises(ValueError):
+        _client(insecure_registries=["10.0.0.0/33"])
+
+
+def test_a_certs_dir_entry_means_https_with_its_cas_and_client_certificate(tmp_path):
+    registry = "127.0.0.1:5443"
+    directory = tmp_path / "certs.d" / registry
+    directory.mkdir(parents=True)
+    (directory / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (directory / "client.cert").write_text("cert")
+    (directory / "client.key").write_text("key")
+    client = _client(certs_dir=tmp_path / "certs.d", home=tmp_path / "home")
+    assert client._base(registry) == f"https://{registry}"
+    assert client._base("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    arguments = client._tls_arguments(f"https://{registry}/v2/", registry)
+    assert arguments["cert"] == (str(directory / "client.cert"), str(directory / "client.key"))
+    bundle = arguments["verify"]
+    assert bundle.startswith(str(tmp_path / "home")) and "MIIB" in open(bundle).read()
+    assert client._tls_arguments(f"https://{registry}/v2/", registry)["verify"] == bundle, "written once"
+    (directory / "client.key").unlink()
+    with pytest.raises(RegistryError, match="missing key"):
+        client._tls_arguments(f"https://{registry}/v2/", registry)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_insecure_reaches_a_tls_only_registry_without_verification(tls_registry):  # noqa: F811
+    server, _, _ = tls_registry
+    client = _client(insecure_registries=[server.address])
+    client.ping(server.address, None)
+    assert client._base(server.address) == f"https://{server.address}"
+
+
+def test_a_registry_without_tls_on_a_certs_dir_entry_is_explained(registry_server, tmp_path):  # noqa: F811
+    (tmp_path / registry_server.address).mkdir()
+    with pytest.raises(Unreachable, match="does not speak TLS.*insecure-registries"):
+        _client(certs_dir=tmp_path).ping(registry_server.address, None)

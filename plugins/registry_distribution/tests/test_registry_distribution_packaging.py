@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import dockyard_registry_distribution
+import pytest
 from dockyard.plugin import DriverSpec
 from dockyard.testing.packaging import PluginDistributionSuite
 
@@ -33,11 +34,24 @@ def test_the_factory_reads_its_options(tmp_path):
 
     context = DriverContext(kind="registry", name="distribution", home=tmp_path, exec_root=tmp_path,
                             options={"connect-timeout": "3", "read-timeout": "7",
-                                     "upload-chunk-size": "4096", "insecure-registries": "a:1, b:2"})
+                                     "upload-chunk-size": "4096", "insecure-registries": "a:1, b:2",
+                                     "certs-dir": str(tmp_path / "certs.d")})
     client = _spec().factory(context)
     assert isinstance(client, DistributionClient)
     assert client.timeout == (3.0, 7.0) and client.upload_chunk_size == 4096
     assert client.insecure_registries == {"a:1", "b:2"}
+    assert client.certs.root == tmp_path / "certs.d"
+
+
+def test_the_factory_defaults_to_dockers_certs_d_layout_and_refuses_bad_cidrs(tmp_path):
+    from dockyard.plugin import DriverContext
+
+    context = DriverContext(kind="registry", name="distribution", home=tmp_path, exec_root=tmp_path)
+    assert str(_spec().factory(context).certs.root) == "/etc/dockyard/certs.d"
+    bad = DriverContext(kind="registry", name="distribution", home=tmp_path, exec_root=tmp_path,
+                        options={"insecure-registries": "10.0.0.0/33"})
+    with pytest.raises(ValueError, match="invalid option for the distribution registry client"):
+        _spec().factory(bad)
 
 
 def test_importing_the_plugin_does_not_import_requests():
