@@ -45,6 +45,8 @@ class DaemonConfig:
     live_restore: bool = True
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)
+    # per-registry TLS files, as Docker's /etc/docker/certs.d: <dir>/<host:port>/ca.crt
+    registry_certs_dir: str = "/etc/dockyard/certs.d"
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
     bridge: str = "dockyard0"  # the default bridge network's Linux bridge (Docker's docker0)
@@ -148,6 +150,12 @@ def build_config(config_file: str, config_file_given: bool, flags: dict[str, Any
     if not config.bridge or len(config.bridge) > 15 or "/" in config.bridge or " " in config.bridge:
         raise ConfigError(f"--bridge {config.bridge!r} is not a valid interface name (1 to 15 characters, "
                           "no '/' or space)")
+    for attr in ("max_concurrent_downloads", "max_concurrent_uploads"):
+        if getattr(config, attr) < 1:
+            raise ConfigError(f"--{attr.replace('_', '-')} must be at least 1")
+    for mirror in config.registry_mirrors:
+        if not mirror.startswith(("http://", "https://")):
+            raise ConfigError(f"registry mirror {mirror!r} must be a URL starting with http:// or https://")
     if config.bip:
         import ipaddress
 

@@ -269,6 +269,14 @@ def _reload(engine, reload_config) -> None:
 @click.option("--default-runtime", help="Runtime for containers that do not name one.")
 @click.option("-b", "--bridge", help="Linux bridge of the default bridge network (default dockyard0).")
 @click.option("--bip", help="Address and prefix of the default bridge, e.g. 172.17.0.1/16.")
+@click.option("--insecure-registry", "insecure_registries", multiple=True,
+              help="Registry (host:port or CIDR) reached over plain HTTP.")
+@click.option("--registry-mirror", "registry_mirrors", multiple=True,
+              help="Mirror URL tried before Docker Hub.")
+@click.option("--max-concurrent-downloads", type=int, default=None,
+              help="Layer downloads at once, across all pulls (default 3).")
+@click.option("--max-concurrent-uploads", type=int, default=None,
+              help="Layer uploads at once per push (default 5).")
 @click.option("--config-file", default=None, help=f"YAML configuration (default {DEFAULT_CONFIG_FILE}).")
 @click.option("-l", "--log-level", type=click.Choice(list(_LOG_LEVELS)), default=None)
 @click.option("-D", "--debug", is_flag=True, default=None, help="Debug logging.")

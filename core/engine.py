@@ -47,6 +47,7 @@ class Engine:
         self.containers = None  # a ContainerManager once a runtime runs too
         self.networks = None  # a NetworkManager once the network drivers run
         self.volumes = None  # a VolumeManager once the volume drivers run
+        self.registries = None  # a RegistryService once storage and a registry client run
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -70,7 +71,13 @@ class Engine:
             self.images = ImageManager(self.config.data_root_path / "image", driver, storage.name,
                                        self.events)
         if registry is not None:
-            self._build(registry)
+            client = self._build(registry)
+            if self.images is not None:
+                from dockyard.registries.service import RegistryService
+
+                self.registries = RegistryService(
+                    self.images, client, self.config.registry_mirrors,
+                    self.config.max_concurrent_downloads, self.config.max_concurrent_uploads)
         for kind in ("runtime", "network", "volume"):
             for spec in self.plugins.supported(kind):
                 self._build(spec)
@@ -177,7 +184,11 @@ class Engine:
     def _build(self, spec: DriverSpec) -> Any:
         home = self.config.data_root_path / spec.kind / spec.name
         home.mkdir(parents=True, exist_ok=True)
-        options = self.config.storage_options() if spec.kind == "storage" else {}
+        options = {}
+        if spec.kind == "storage":
+            options = self.config.storage_options()
+        elif spec.kind == "registry":
+            options = self._registry_options()
         context = DriverContext(
             kind=spec.kind,
             name=spec.name,
@@ -196,6 +207,17 @@ class Engine:
             ) from exc
         self.drivers[spec.kind][spec.name] = driver
         return driver
+
+    def _registry_options(self) -> dict[str, str]:
+        """The registry client's options from the daemon's registry settings; a mirror
+        given as an http:// URL is reached over plain HTTP, as its URL says."""
+        from urllib.parse import urlsplit
+
+        insecure = list(self.config.insecure_registries)
+        insecure += [urlsplit(url).netloc for url in self.config.registry_mirrors
+                     if url.startswith("http://")]
+        return {"insecure-registries": ",".join(insecure),
+                "certs-dir": self.config.registry_certs_dir}
 
     def _missing_kind_warnings(self) -> list[str]:
         warnings = []
@@ -260,6 +282,8 @@ class Engine:
                             {"name": hostinfo.hostname(), "labels": ",".join(config.labels)})
 
     def shutdown(self) -> None:
+        if self.registries is not None:
+            self.registries.close()
         if self.containers is not None:
             self.containers.shutdown()
         if self.networks is not None:

@@ -31,3 +31,13 @@ class NotModified(EngineError):
 
 class Unavailable(EngineError):
     status = 503
+
+
+class Unauthorized(EngineError):
+    status = 401
+
+
+class UpstreamError(EngineError):
+    """Another server (a registry) failed us: bad content, a refusal, nonsense."""
+
+    status = 502

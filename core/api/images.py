@@ -1,4 +1,5 @@
-"""Image routes: list, inspect, history, tag, remove, prune, import, save, load, disk usage.
+"""Image routes: list, inspect, history, tag, remove, prune, import, save, load, disk usage,
+and the registry routes (pull, push, search, login at /auth).
 
 Shapes follow moby's api/types/image structs; Created is an int in lists and an
 RFC 3339 string in inspect, as the docker CLI expects.
@@ -17,6 +18,8 @@ from dockyard.errors import EngineError, InvalidParameter, NotFound, Unavailable
 from dockyard.filters import parse_filters
 from dockyard.images import exchange
 from dockyard.images.manager import ImageManager, ImageView
+from dockyard.registries.auth import credentials_from_auth_config, decode_registry_auth
+from dockyard.registries.service import RegistryService
 
 IMAGE_LIST_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
 IMAGE_PRUNE_FILTERS = ("dangling", "label", "label!", "until")
@@ -121,6 +124,20 @@ def progress_stream(messages: Iterator[dict]) -> StreamResponse:
     return StreamResponse(chunks())
 
 
+def _search_filters_match(filters: dict[str, list[str]], result: dict) -> bool:
+    for key, field in (("is-official", "is_official"), ("is-automated", "is_automated")):
+        for value in filters.get(key, []):
+            if (value.lower() in ("true", "1")) != bool(result.get(field)):
+                return False
+    for value in filters.get("stars", []):
+        try:
+            if int(result.get("star_count") or 0) < int(value):
+                return False
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'stars={value}': give a number") from None
+    return True
+
+
 def register(router: Router, engine: Engine) -> None:
     def images(name: str | None = None) -> ImageManager:
         """The image manager; without a storage driver there are no images, so a lookup
@@ -161,6 +178,37 @@ def register(router: Router, engine: Engine) -> None:
         return StreamResponse(exchange.save(images(), [request.params["name"]]),
                               content_type="application/x-tar")
 
+    def registries() -> RegistryService:
+        images()
+        if engine.registries is None:
+            raise Unavailable("no registry client is running: "
+                              + "; ".join(w for w in engine.warnings if "registry" in w))
+        return engine.registries
+
+    @router.post("/images/{name:.+}/push")
+    def push_image(request: Request) -> StreamResponse:
+        return progress_stream(registries().push(
+            request.params["name"], request.arg("tag"),
+            decode_registry_auth(request.headers.get("X-Registry-Auth"))))
+
+    @router.get("/images/search")
+    def search_images(request: Request) -> Response:
+        term = request.arg("term")
+        if not term:
+            raise InvalidParameter("give a search term (term=...)")
+        filters = parse_filters(request.arg("filters"), ("is-official", "is-automated", "stars"))
+        results = registries().search(term, request.int_arg("limit", 25) or 25,
+                                      decode_registry_auth(request.headers.get("X-Registry-Auth")))
+        return json_response([r for r in results if _search_filters_match(filters, r)])
+
+    @router.post("/auth")
+    def login(request: Request) -> Response:
+        body = request.json({}) or {}
+        if not isinstance(body, dict):
+            raise InvalidParameter("the request body must be a JSON AuthConfig object")
+        return json_response(registries().login(str(body.get("serveraddress") or ""),
+                                                credentials_from_auth_config(body)))
+
     @router.get("/images/{name:.+}/json")
     def inspect_image(request: Request) -> Response:
         manager = images(request.params["name"])
@@ -198,8 +246,9 @@ def register(router: Router, engine: Engine) -> None:
     def create_image(request: Request) -> StreamResponse:
         source = request.arg("fromSrc")
         if request.arg("fromImage"):
-            raise NotFound("pulling images from a registry is not built yet (issue #7); "
-                           "use `docker load` or `docker import` meanwhile")
+            return progress_stream(registries().pull(
+                request.arg("fromImage"), request.arg("tag"), request.arg("platform"),
+                decode_registry_auth(request.headers.get("X-Registry-Auth"))))
         if not source:
             raise InvalidParameter("give fromSrc (- for the request body, or a URL) or fromImage")
         return progress_stream(_import(request, source))

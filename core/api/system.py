@@ -128,8 +128,14 @@ def info_payload(engine: Engine) -> dict:
         "RegistryConfig": {
             "AllowNondistributableArtifactsCIDRs": None,
             "AllowNondistributableArtifactsHostnames": None,
-            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-            "IndexConfigs": {},
+            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"] + [
+                entry for entry in config.insecure_registries if "/" in entry],
+            "IndexConfigs": {
+                "docker.io": {"Name": "docker.io", "Mirrors": list(config.registry_mirrors),
+                              "Secure": True, "Official": True},
+                **{entry: {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+                   for entry in config.insecure_registries if "/" not in entry},
+            },
             "Mirrors": list(config.registry_mirrors),
         },
         "NCPU": facts["cpus"],

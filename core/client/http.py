@@ -144,8 +144,10 @@ class Client:
         return context.wrap_socket(sock, server_hostname=server_name)
 
     def request(self, method: str, path: str, params: dict[str, object] | None = None,
-                body: object = None, stream: bool = False, timeout: float | None = ...) -> Response:
-        """Send one request; raise APIError for 4xx/5xx with the daemon's message."""
+                body: object = None, stream: bool = False, timeout: float | None = ...,
+                headers: dict[str, str] | None = None) -> Response:
+        """Send one request; raise APIError for 4xx/5xx with the daemon's message.
+        `headers` adds request headers (X-Registry-Auth for pulls and pushes)."""
         if not _PATH_SAFE.issuperset(path):
             from urllib.parse import quote
 
@@ -158,7 +160,9 @@ class Client:
             target += "?" + urlencode(query, doseq=True)
         payload = b""
         upload = None
+        extra_headers = headers or {}
         headers = {"Host": "dockyard", "User-Agent": "dockyard-cli", "Connection": "close"}
+        headers.update({k: v for k, v in extra_headers.items() if v})
         if hasattr(body, "read"):
             upload = body  # a file or stdin: sent chunked, never held in memory
             headers["Content-Type"] = "application/x-tar"

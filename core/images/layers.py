@@ -129,7 +129,8 @@ class LayerStore:
         ends: an image being loaded holds its layers this way until it is recorded."""
         return self._leases.lease()
 
-    def _hold(self, lease: set[str], chain: str) -> None:
+    def hold(self, lease: set[str], chain: str) -> None:
+        """Keep `chain` from collection while the lease lasts, whether it exists yet or not."""
         self._leases.hold(lease, chain)
 
     def register(self, parent: str | None, tar_stream: BinaryIO, lease: set[str],
@@ -141,7 +142,7 @@ class LayerStore:
         reader = HashingReader(tar_stream, sinks)
         if expected_diff_id is not None:
             existing = chain_id(parent, expected_diff_id)
-            self._hold(lease, existing)
+            self.hold(lease, existing)
             if existing in self._layers:
                 reader.drain()
                 self._verify(reader, expected_diff_id)
@@ -173,7 +174,7 @@ class LayerStore:
         with self._lock:
             lock = self._registering.setdefault(layer.chain_id, threading.Lock())
         with lock:
-            self._hold(lease, layer.chain_id)
+            self.hold(lease, layer.chain_id)
             existing = self._layers.get(layer.chain_id)
             if existing is not None:
                 self.driver.remove(layer.cache_id)

@@ -331,10 +331,11 @@ class ImageManager:
                         f'conflict: unable to remove repository reference "{name}" (must force) - '
                         f"container {short_id(container)} is using its referenced image "
                         f"{short_id(record.id)}")
-                self.images.remove_name(named_by_reference)
-                results.append({"Untagged": familiar(named_by_reference)})
-                self.events.publish("image", "untag", record.id, {"name": familiar(named_by_reference)})
-                if others or users:
+                for removed in [named_by_reference, *self._digests_left_behind(named_by_reference, others)]:
+                    self.images.remove_name(removed)
+                    results.append({"Untagged": familiar(removed)})
+                    self.events.publish("image", "untag", record.id, {"name": familiar(removed)})
+                if self.images.tags_of(record.id) + self.images.digests_of(record.id) or users:
                     return results
             else:
                 running = [c for c, is_running in users if is_running]
@@ -359,6 +360,19 @@ class ImageManager:
                     return results
             results += self._remove_image(record)
             return results
+
+    @staticmethod
+    def _digests_left_behind(tag: str, others: list[str]) -> list[str]:
+        """As Docker: untagging the last tag of a repository also drops that repository's
+        digest references (`repo@sha256:...` from a pull or push), which only named the tag's
+        content and would otherwise keep the image alive unseen."""
+        if "@" in tag:
+            return []
+        repository = parse_normalized(tag).name
+        same_repository = [n for n in others if parse_normalized(n).name == repository]
+        if any("@" not in n for n in same_repository):
+            return []
+        return same_repository
 
     def _named_by_reference(self, name: str, record: ImageRecord) -> str | None:
         """The stored name `name` stands for, if the user named the image by reference."""

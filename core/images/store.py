@@ -119,6 +119,10 @@ class ImageStore:
     def lookup_name(self, name: str) -> str | None:
         return self._tags.get(name) or self._digests.get(name)
 
+    def all_tags(self) -> list[str]:
+        with self._lock:
+            return list(self._tags)
+
     def tags_of(self, image_id: str) -> list[str]:
         with self._lock:
             return sorted(name for name, target in self._tags.items() if target == image_id)

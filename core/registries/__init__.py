@@ -1,0 +1,1 @@
+"""Registries: where images come from and go to (pull, push, login, search)."""
