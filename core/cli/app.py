@@ -43,6 +43,11 @@ COMMANDS = {
     "network": "dockyard.cli.networks:network",
     "port": "dockyard.cli.networks:port",
     "volume": "dockyard.cli.volumes:volume",
+    "pull": "dockyard.cli.registries:pull",
+    "push": "dockyard.cli.registries:push",
+    "login": "dockyard.cli.registries:login",
+    "logout": "dockyard.cli.registries:logout",
+    "search": "dockyard.cli.registries:search",
 }
 
 

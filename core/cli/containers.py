@@ -301,6 +301,8 @@ def container_options(function):
         click.option("--mount", multiple=True, help="Attach a filesystem mount to the container."),
         click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
         click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
+        click.option("--pull", "pull_policy", type=click.Choice(["always", "missing", "never"]),
+                     default="missing", show_default=True, help="Pull image before creating."),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -417,6 +419,30 @@ def _run_exit_code(message: str) -> int:
     return 125
 
 
+def _create_container(api, image: str, options: dict, body: dict) -> dict:
+    """POST /containers/create under Docker's --pull policy: `always` pulls first,
+    `missing` pulls when the daemon has no such image and then creates again, `never`
+    does neither. Pull progress goes to stderr; daemon errors raise APIError."""
+    from dockyard.cli.registries import pull_image
+    from dockyard.images.reference import InvalidReference, parse_normalized
+
+    try:
+        tagged = parse_normalized(image).with_default_tag().familiar()
+    except InvalidReference:
+        tagged = image  # the daemon says what is wrong with it
+    policy = options.get("pull_policy") or "missing"
+    if policy == "always":
+        pull_image(api, tagged, out=sys.stderr)
+    try:
+        return api.request("POST", "/containers/create", {"name": options["name"]}, body=body).json()
+    except APIError as exc:
+        if policy != "missing" or exc.status != 404 or "No such image" not in exc.message:
+            raise
+    click.echo(f"Unable to find image '{tagged}' locally", err=True)
+    pull_image(api, tagged, out=sys.stderr)
+    return api.request("POST", "/containers/create", {"name": options["name"]}, body=body).json()
+
+
 # -- commands --------------------------------------------------------------------------
 
 @click.command("create", context_settings={"ignore_unknown_options": False})
@@ -428,8 +454,7 @@ def create(ctx, image, command, **options):
     """Create a new container."""
     config, host_config = create_body(options, image, command)
     with api_errors():
-        created = client(ctx).request("POST", "/containers/create", {"name": options["name"]},
-                                      body={**config, "HostConfig": host_config}).json()
+        created = _create_container(client(ctx), image, options, {**config, "HostConfig": host_config})
     click.echo(created["Id"])
 
 
@@ -450,8 +475,7 @@ def run(ctx, image, command, detach, rm, detach_keys, **options):
     config, host_config = create_body(options, image, command)
     api = client(ctx)
     try:
-        created = api.request("POST", "/containers/create", {"name": options["name"]},
-                              body={**config, "HostConfig": host_config}).json()
+        created = _create_container(api, image, options, {**config, "HostConfig": host_config})
     except APIError as exc:
         click.echo(f"dockyard: Error response from daemon: {exc.message}", err=True)
         sys.exit(125)

@@ -11,6 +11,7 @@ from datetime import datetime
 import click
 from dockyard.cli.common import api_errors, client, filters_json
 from dockyard.cli.format import ago, human_size, table
+from dockyard.cli.registries import pull, push
 from dockyard.client import APIError
 
 
@@ -282,3 +283,5 @@ image.add_command(import_image, "import")
 image.add_command(save, "save")
 image.add_command(load, "load")
 image.add_command(bootstrap, "bootstrap")
+image.add_command(pull, "pull")
+image.add_command(push, "push")
