@@ -1,0 +1,1 @@
+"""Image builds: the Dockerfile parser, variable expansion, .dockerignore and the build context."""
