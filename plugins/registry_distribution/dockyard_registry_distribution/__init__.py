@@ -8,7 +8,8 @@ The probe only checks that `requests` can be found; it is imported when the fact
 Options (daemon.yaml `registry-opts`-style mapping, all optional):
 
 - `connect-timeout`, `read-timeout`: seconds (10, 60).
-- `upload-chunk-size`: bytes per PATCH of a chunked upload (8 MiB).
+- `upload-chunk-size`: bytes per PATCH of a chunked upload; 0 (the default) sends each
+  blob in one streamed PATCH, as Docker does.
 - `insecure-registries`: comma-separated host, host:port or CIDR (10.0.0.0/8) entries
   reached over plain HTTP (or HTTPS without verification where they only speak TLS);
   loopback registries are plain HTTP unless they have a certs-dir entry.

@@ -64,7 +64,7 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 # Small reads: when a download breaks, urllib3 drops the piece it was reading, and a
 # resume can only start after the last piece handed on.
 READ_CHUNK = 64 * 1024
-DEFAULT_UPLOAD_CHUNK = 8 * 1024 * 1024
+DEFAULT_UPLOAD_CHUNK = 0  # 0: one streamed PATCH per blob, as Docker uploads
 USER_AGENT = "dockyard/0.1 (registry-distribution)"
 DEFAULT_CERTS_DIR = "/etc/dockyard/certs.d"
 DEFAULT_SEARCH_LIMIT = 25
@@ -145,7 +145,7 @@ class DistributionClient:
         written (a temporary directory when None)."""
         self.timeout = (connect_timeout, read_timeout)
         self.retries = max(1, retries)
-        self.upload_chunk_size = max(1, upload_chunk_size)
+        self.upload_chunk_size = max(0, upload_chunk_size)
         self.insecure_registries = set(insecure_registries)
         self._insecure_networks = [ipaddress.ip_network(entry, strict=False)
                                    for entry in self.insecure_registries if "/" in entry]
@@ -528,17 +528,13 @@ class DistributionClient:
             raise RegistryError(f"{name}: starting the upload failed: {_error_text(response)}")
         location = self._location(response, registry, name)
         try:
-            written = 0
-            pending = bytearray()
-            for chunk in chunks:
-                hasher.update(chunk)
-                pending += chunk
-                while len(pending) >= self.upload_chunk_size:
-                    piece = bytes(pending[:self.upload_chunk_size])
-                    del pending[:self.upload_chunk_size]
-                    location = self._patch(registry, location, piece, written, credentials, scope, name)
-                    written += len(piece)
-            last = bytes(pending)
+            if self.upload_chunk_size:
+                location, written, last = self._upload_in_chunks(registry, location, chunks, hasher,
+                                                                 credentials, scope, name)
+            else:
+                location, written = self._upload_streamed(registry, location, chunks, hasher,
+                                                          credentials, scope, name)
+                last = b""
             total = written + len(last)
             if total != size:
                 raise RegistryError(f"{name}: {total} bytes to upload, expected {size}")
@@ -557,6 +553,42 @@ class DistributionClient:
             except RegistryError:
                 pass
             raise
+
+    def _upload_in_chunks(self, registry: str, location: str, chunks: Iterable[bytes], hasher,
+                          credentials: Credentials | None, scope: str, name: str):
+        """PATCHes of `upload_chunk_size` bytes (for registries that limit a request's
+        size); the remainder is left for the closing PUT."""
+        written = 0
+        pending = bytearray()
+        for chunk in chunks:
+            hasher.update(chunk)
+            pending += chunk
+            while len(pending) >= self.upload_chunk_size:
+                piece = bytes(pending[:self.upload_chunk_size])
+                del pending[:self.upload_chunk_size]
+                location = self._patch(registry, location, piece, written, credentials, scope, name)
+                written += len(piece)
+        return location, written, bytes(pending)
+
+    def _upload_streamed(self, registry: str, location: str, chunks: Iterable[bytes], hasher,
+                         credentials: Credentials | None, scope: str, name: str) -> tuple[str, int]:
+        """The whole blob in one PATCH with a chunked body: one round trip, and memory
+        bounded by the caller's chunks. A stream cannot be sent twice, so the auth this
+        upload's POST settled is used as is, and a 401 now is an error."""
+        sent = {"bytes": 0}
+
+        def body() -> Iterable[bytes]:
+            for chunk in chunks:
+                hasher.update(chunk)
+                sent["bytes"] += len(chunk)
+                yield chunk
+
+        headers = {"Content-Type": "application/octet-stream",
+                   **self._auth_header(registry, scope, credentials)}
+        response = self._send("PATCH", location, registry, data=body(), headers=headers)
+        if response.status_code != 202:
+            raise RegistryError(f"{name}: uploading the blob failed: {_error_text(response)}")
+        return self._location(response, registry, name), sent["bytes"]
 
     def _location(self, response: requests.Response, registry: str, name: str) -> str:
         location = response.headers.get("Location")
