@@ -163,7 +163,7 @@ def register(router: Router, engine: Engine) -> None:
         else:
             shared = {}
         return json_response([summary(view, request.api_version, shared.get(view.id, -1))
-                              for view in manager.list(filters)])
+                              for view in manager.list(filters, all_images=request.flag("all"))])
 
     @router.get("/images/get")
     def save_many(request: Request) -> StreamResponse:

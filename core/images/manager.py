@@ -338,6 +338,10 @@ class ImageManager:
                 if self.images.tags_of(record.id) + self.images.digests_of(record.id) or users:
                     return results
             else:
+                if self.children(record.id):
+                    raise Conflict(
+                        f"conflict: unable to delete {short_id(record.id)} (cannot be forced) - "
+                        f"image has dependent child images")
                 running = [c for c, is_running in users if is_running]
                 if running:
                     raise Conflict(
@@ -358,7 +362,7 @@ class ImageManager:
                     self.events.publish("image", "untag", record.id, {"name": familiar(other)})
                 if users:
                     return results
-            results += self._remove_image(record)
+            results += self._remove_image(record, prune_parents=prune)
             return results
 
     @staticmethod
@@ -383,11 +387,31 @@ class ImageManager:
         stored = str(reference.with_default_tag())
         return stored if self.images.lookup_name(stored) == record.id else None
 
-    def _remove_image(self, record: ImageRecord) -> list[dict]:
-        self.images.remove(record.id)
-        self.events.publish("image", "delete", record.id, {"name": record.id})
+    def _remove_image(self, record: ImageRecord, prune_parents: bool = True) -> list[dict]:
+        """Delete the image, then (as Docker's rmi does unless --no-prune) its untagged
+        parents that nothing else uses: the intermediate images of a build."""
+        removed = [record]
+        parent_id = record.extra.get("parent")
+        while prune_parents and parent_id:
+            parent = self.images.get(parent_id)
+            if (parent is None or self.images.tags_of(parent.id) or self.images.digests_of(parent.id)
+                    or self.containers_using(parent.id)
+                    or self.children(parent.id) - {r.id for r in removed}):
+                break
+            removed.append(parent)
+            parent_id = parent.extra.get("parent")
+        for image in removed:
+            self.images.remove(image.id)
+            self.events.publish("image", "delete", image.id, {"name": image.id})
         self.collect()
-        return [{"Deleted": record.id}]
+        return [{"Deleted": image.id} for image in removed]
+
+    def children(self, image_id: str) -> set[str]:
+        """Images whose parent is `image_id` (the next steps of a build)."""
+        return {r.id for r in self.images.all() if r.extra.get("parent") == image_id}
+
+    def _parents(self) -> set[str]:
+        return {r.extra["parent"] for r in self.images.all() if r.extra.get("parent")}
 
     def collect(self, extra_layers: set[str] | None = None) -> int:
         """Remove layers and blobs no image or container uses; returns bytes freed."""
@@ -419,22 +443,30 @@ class ImageManager:
         deleted: list[dict] = []
         reclaimed = 0
         with self._lock:
-            for record in self.images.all():
-                view = self.view(record)
-                if dangling_only and view.tags:
-                    continue
-                if self.containers_using(record.id):
-                    continue
-                if until and view.created >= _until_seconds(until[-1]):
-                    continue
-                if not _label_filters_match(filters, view.config):
-                    continue
-                for name in self.images.tags_of(record.id) + self.images.digests_of(record.id):
-                    self.images.remove_name(name)
-                    deleted.append({"Untagged": familiar(name)})
-                self.images.remove(record.id)
-                self.events.publish("image", "delete", record.id, {"name": record.id})
-                deleted.append({"Deleted": record.id})
+            # Children before parents: a parent is removable once its last child is gone.
+            removable = True
+            while removable:
+                removable = False
+                parents = self._parents()
+                for record in self.images.all():
+                    if record.id in parents:
+                        continue
+                    view = self.view(record)
+                    if dangling_only and view.tags:
+                        continue
+                    if self.containers_using(record.id):
+                        continue
+                    if until and view.created >= _until_seconds(until[-1]):
+                        continue
+                    if not _label_filters_match(filters, view.config):
+                        continue
+                    for name in self.images.tags_of(record.id) + self.images.digests_of(record.id):
+                        self.images.remove_name(name)
+                        deleted.append({"Untagged": familiar(name)})
+                    self.images.remove(record.id)
+                    self.events.publish("image", "delete", record.id, {"name": record.id})
+                    deleted.append({"Deleted": record.id})
+                    removable = True
             if deleted:
                 reclaimed = self.collect()
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
@@ -442,11 +474,16 @@ class ImageManager:
 
     # -- listing -------------------------------------------------------------------
 
-    def list(self, filters: dict[str, list[str]]) -> list[ImageView]:
+    def list(self, filters: dict[str, list[str]], all_images: bool = False) -> list[ImageView]:
+        """Images as `docker images` lists them: untagged images that are parents (the
+        intermediate steps of builds) only with `all_images`, and never as dangling."""
+        parents = self._parents()
         views = [self.view(record) for record in self.images.all()]
+        if not all_images:
+            views = [v for v in views if v.tags or v.digests or v.id not in parents]
         if "dangling" in filters:
             want = filters["dangling"][-1].lower() in ("true", "1")
-            views = [v for v in views if (not v.tags) == want]
+            views = [v for v in views if (not v.tags and v.id not in parents) == want]
         if "reference" in filters:
             views = [v for v in views if any(_reference_matches(p, t)
                                              for p in filters["reference"] for t in v.tags)]
