@@ -48,6 +48,7 @@ class Engine:
         self.networks = None  # a NetworkManager once the network drivers run
         self.volumes = None  # a VolumeManager once the volume drivers run
         self.registries = None  # a RegistryService once storage and a registry client run
+        self.builder = None  # a Builder once images and containers exist
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -92,6 +93,8 @@ class Engine:
             self.images.containers_using = self.containers.using_image
             self.volumes.users_of = self.containers.volume_users
             self.images.container_layers = lambda: self.containers.layer_ids()[1]
+        if self.containers is not None:
+            self.builder = self._builder()
         if self.images is not None:
             writable, parents = self.containers.layer_ids() if self.containers else (set(), set())
             self.images.recover(writable, parents)
@@ -112,6 +115,20 @@ class Engine:
                                   dns=dns)
         networks.ensure_predefined()
         return networks
+
+    def _builder(self):
+        from dockyard.build.builder import Builder
+        from dockyard.build.cache import BuildCache
+
+        images = self.images
+        cache = BuildCache(images.root / "build-cache.json",
+                           lambda image_id: images.images.get(image_id) is not None)
+        registries = self.registries
+        pull = None
+        if registries is not None:
+            def pull(name, platform, credentials):
+                return registries.pull(name, None, platform, credentials)
+        return Builder(images, self.containers, pull, cache, images.tmp_dir)
 
     def _container_manager(self):
         import resource

@@ -110,6 +110,15 @@ def test_limits_and_garbage_fail_loudly(tmp_path):
         extract_context(io.BytesIO(truncated), tmp_path)
 
 
+def test_a_tar_ending_right_after_its_last_member_is_whole(tmp_path):
+    # What the docker CLI sends when it adds a Dockerfile from outside the context:
+    # the last member's data, then nothing (no padding, no end-of-archive blocks).
+    whole = tar_of(("a", "file", b"first", 0o644), ("b", "file", b"x" * 47, 0o644))
+    unpadded = whole[:512 * 3 + 47]
+    extract_context(io.BytesIO(unpadded), tmp_path)
+    assert (tmp_path / "a").read_bytes() == b"first" and (tmp_path / "b").read_bytes() == b"x" * 47
+
+
 # -- the Dockerfile ---------------------------------------------------------------------
 
 

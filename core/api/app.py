@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import containers, images, networks, system, volumes
+from dockyard.api import build, containers, images, networks, system, volumes
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.engine import Engine
@@ -15,4 +15,5 @@ def make_dispatcher(engine: Engine) -> Dispatcher:
     containers.register(router, engine)
     networks.register(router, engine)
     volumes.register(router, engine)
+    build.register(router, engine)
     return router.dispatch

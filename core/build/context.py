@@ -70,8 +70,16 @@ def extract_context(stream: BinaryIO, destination: Path, max_bytes: int | None =
     unpacker = _Unpacker(destination, max_bytes)
     try:
         with tar:
-            for member in tar:
+            member = tar.next()
+            while member is not None:
                 unpacker.add(member, tar)
+                try:
+                    member = tar.next()
+                except tarfile.ReadError:
+                    # The docker CLI's rewritten context (-f from outside the context) ends
+                    # right after the last member's data, without padding or end blocks; the
+                    # member itself was read whole, so this is the end, as dockerd reads it.
+                    break
         unpacker.finish()
     except (tarfile.TarError, EOFError) as exc:
         raise ContextError(f"the build context tar is corrupt or truncated: {exc}") from None
