@@ -212,7 +212,7 @@ def test_cache_reuses_steps_until_a_copied_file_changes(daemon, tmp_path):
 def test_a_failing_run_tags_nothing_and_leaves_nothing(daemon, tmp_path):
     context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo about to fail && exit 3\n"})
     result = build(daemon, context, "-t", "failed:1", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 3  # the docker CLI exits with the failed command's code
     assert "about to fail" in result.stdout.decode()
     assert "The command '/bin/sh -c echo about to fail && exit 3' returned a non-zero code: 3" in \
         result.stderr.decode()
@@ -288,3 +288,21 @@ def test_removing_a_built_image_removes_its_intermediate_images(daemon, tmp_path
     removed = out(docker(daemon, "rmi", "chain:1"))
     assert removed.count("Deleted: ") == 3
     assert set(out(docker(daemon, "images", "-aq", "--no-trunc")).split()) == before
+
+
+def test_our_cli_builds_with_ignore_file_quiet_and_iidfile(daemon, tmp_path):
+    context = write(tmp_path / "ctx", {
+        "Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN ls /ctx > /listing\n",
+        "kept.txt": "kept", "secret.env": "never", ".dockerignore": "*.env\n",
+    })
+    iidfile = tmp_path / "iid"
+    result = dockyard_cli("build", "-q", "-t", "ours:1", "--iidfile", str(iidfile), str(context),
+                          host=daemon.host)
+    image_id = inspect(daemon, "ours:1", ".Id")
+    assert result.stdout.strip() == image_id and iidfile.read_text() == image_id
+    listing = out(docker(daemon, "run", "--rm", "ours:1", "cat", "/listing")).split()
+    assert "kept.txt" in listing and "secret.env" not in listing
+    bad = write(tmp_path / "bad", {"Dockerfile": "FROM busybox\nRUN exit 3\n"})
+    failing = dockyard_cli("build", str(bad), host=daemon.host, check=False)
+    assert failing.returncode == 3  # the failed command's own code, as the docker CLI exits
+    assert "returned a non-zero code: 3" in failing.stderr

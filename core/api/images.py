@@ -119,7 +119,10 @@ def progress_stream(messages: Iterator[dict]) -> StreamResponse:
             for message in messages:
                 yield (json.dumps(message) + "\n").encode()
         except EngineError as exc:
-            yield (json.dumps({"errorDetail": {"message": str(exc)}, "error": str(exc)}) + "\n").encode()
+            detail = {"message": str(exc)}
+            if getattr(exc, "code", 0):  # a failed RUN's exit code: the docker CLI exits with it
+                detail["code"] = exc.code
+            yield (json.dumps({"errorDetail": detail, "error": str(exc)}) + "\n").encode()
 
     return StreamResponse(chunks())
 

@@ -46,9 +46,14 @@ PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PRO
 
 
 class BuildFailed(EngineError):
-    """A step failed; the message is what Docker prints for it."""
+    """A step failed; the message is what Docker prints for it, `code` the exit code of
+    a failed RUN."""
 
     status = 400
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -533,7 +538,8 @@ class _Run:
             result = wait()
             code = result.get("StatusCode", 0)
             if code != 0:
-                raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: {code}")
+                raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: {code}",
+                                  code)
             image_id = self._commit(state, created_by, container, container.diff_parent)
         finally:
             self._remove_container(container.id)  # no yield here: the client may be gone

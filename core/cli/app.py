@@ -21,6 +21,7 @@ COMMANDS = {
     "import": "dockyard.cli.images:import_image",
     "save": "dockyard.cli.images:save",
     "load": "dockyard.cli.images:load",
+    "build": "dockyard.cli.build:build",
     "system": "dockyard.cli.system:system",
     "run": "dockyard.cli.containers:run",
     "create": "dockyard.cli.containers:create",

@@ -9,6 +9,7 @@ import sys
 from datetime import datetime
 
 import click
+from dockyard.cli.build import build
 from dockyard.cli.common import api_errors, client, filters_json
 from dockyard.cli.format import ago, human_size, table
 from dockyard.cli.registries import pull, push
@@ -285,3 +286,4 @@ image.add_command(load, "load")
 image.add_command(bootstrap, "bootstrap")
 image.add_command(pull, "pull")
 image.add_command(push, "push")
+image.add_command(build, "build")
