@@ -306,3 +306,45 @@ def test_our_cli_builds_with_ignore_file_quiet_and_iidfile(daemon, tmp_path):
     failing = dockyard_cli("build", str(bad), host=daemon.host, check=False)
     assert failing.returncode == 3  # the failed command's own code, as the docker CLI exits
     assert "returned a non-zero code: 3" in failing.stderr
+
+
+def test_from_pulls_a_missing_base_and_pull_refreshes_it(daemon, tmp_path):
+    from dockyard.testing.registry import RegistryServer, registry_binary
+
+    if registry_binary() is None:
+        pytest.skip("docker-registry is not installed (apt install docker-registry)")
+    with RegistryServer() as registry:
+        base = f"{registry.address}/base/busybox:1"
+        docker(daemon, "tag", "busybox", base, check=True)
+        docker(daemon, "push", base, check=True)
+        docker(daemon, "rmi", base, check=True)
+        context = write(tmp_path, {"Dockerfile": f"FROM {base}\nRUN echo pulled > /pulled\n"})
+        first = build(daemon, context, "-t", "pulled-base:1").stdout.decode()
+        assert "Pulling from base/busybox" in first and "Running in" in first
+        again = build(daemon, context, "-t", "pulled-base:1", "--pull").stdout.decode()
+        assert "Pulling from base/busybox" in again and "Image is up to date" in again
+        assert "Running in" not in again  # the same base: the cache still holds
+    docker(daemon, "rmi", "pulled-base:1", base, check=True)
+
+
+def test_cache_from_limits_the_cache_and_empty_query_values_are_tolerated(daemon, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo cached-from > /x\n"})
+    build(daemon, context, "-t", "source:1")
+    limited = build(daemon, context, "-t", "other:1", "--cache-from", "other-image-that-is-not-here")
+    assert "Running in" in limited.stdout.decode()  # the cache counts only that image's steps
+    allowed = build(daemon, context, "-t", "other:1", "--cache-from", "source:1")
+    assert "Running in" not in allowed.stdout.decode()
+
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w:gz") as tar:  # docker-py may send a gzipped context
+        data = b"FROM busybox\nLABEL tolerated=yes\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    response = daemon.client().request("POST", "/build", {
+        "t": "tolerant:1", "buildargs": "null", "labels": "{}", "cachefrom": "[]", "networkmode": "",
+        "target": "", "platform": ""}, body=io.BytesIO(body.getvalue()), stream=True)
+    messages = list(response.iter_json())
+    assert not [m for m in messages if "error" in m], messages
+    assert any("aux" in m for m in messages)
+    assert inspect(daemon, "tolerant:1", ".Config.Labels") == {"tolerated": "yes"}

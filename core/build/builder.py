@@ -394,12 +394,7 @@ class _Run:
     def _cached(self, key: str) -> str | None:
         if self.options.no_cache:
             return None
-        image_id = self.builder.cache.get(key)
-        if image_id is None:
-            return None
-        if self.cache_allowed is not None and image_id not in self.cache_allowed:
-            return None
-        return image_id
+        return self.builder.cache.get(key, self.cache_allowed)
 
     def _cache_from_ancestry(self) -> set[str] | None:
         """With --cache-from, only steps of those images' ancestry count as cached."""

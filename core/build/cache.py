@@ -22,29 +22,38 @@ def step_key(parent: str | None, created_by: str, extra: str = "") -> str:
 
 
 class BuildCache:
+    """Key -> the images that step made, newest first: a step built again without the
+    cache (--no-cache, or a --cache-from that excluded it) adds an image instead of
+    replacing one that another build's --cache-from may still want."""
+
+    KEEP = 4
+
     def __init__(self, path: Path, image_exists: Callable[[str], bool]) -> None:
         self.path = path
         self._exists = image_exists
         self._lock = threading.Lock()
         try:
             loaded = json.loads(path.read_text())
-            self._entries: dict[str, str] = {str(k): str(v) for k, v in loaded.items()}
+            self._entries: dict[str, list[str]] = {
+                str(k): [str(i) for i in (v if isinstance(v, list) else [v])] for k, v in loaded.items()}
         except (FileNotFoundError, ValueError, AttributeError):
             self._entries = {}
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str, allowed: set[str] | None = None) -> str | None:
+        """The newest image for `key` that still exists (and is in `allowed`, if given)."""
         with self._lock:
-            image_id = self._entries.get(key)
-        if image_id is not None and not self._exists(image_id):
-            with self._lock:
-                self._entries.pop(key, None)
-            return None
-        return image_id
+            candidates = list(self._entries.get(key, ()))
+        for image_id in candidates:
+            if self._exists(image_id) and (allowed is None or image_id in allowed):
+                return image_id
+        return None
 
     def put(self, key: str, image_id: str) -> None:
         with self._lock:
-            self._entries[key] = image_id
-            self._entries = {k: v for k, v in self._entries.items() if self._exists(v)}
+            known = [i for i in self._entries.get(key, []) if i != image_id]
+            self._entries[key] = [image_id, *known][:self.KEEP]
+            self._entries = {k: kept for k, v in self._entries.items()
+                             if (kept := [i for i in v if self._exists(i)])}
             temporary = self.path.with_name(self.path.name + ".tmp")
             temporary.write_text(json.dumps(self._entries))
             os.replace(temporary, self.path)
