@@ -396,6 +396,17 @@ class _Run:
             return None
         return self.builder.cache.get(key, self.cache_allowed)
 
+    def _from_cache(self, state: _Stage, key: str) -> Iterator[dict]:
+        """Take the step's image from the cache if it is there; returns whether it was."""
+        cached = self._cached(key)
+        if not cached:
+            return False
+        self._adopt(state, cached)
+        if not self.options.quiet:
+            yield _stream(" ---> Using cache\n")
+            yield _stream(f" ---> {_short(cached)}\n")
+        return True
+
     def _cache_from_ancestry(self) -> set[str] | None:
         """With --cache-from, only steps of those images' ancestry count as cached."""
         if not self.options.cache_from:
@@ -511,12 +522,7 @@ class _Run:
             created_by = f"|{len(build_args)} " + " ".join(
                 f"{k}={v}" for k, v in sorted(build_args.items())) + " " + created_by
         key = step_key(state.image_id, created_by, json.dumps(config, sort_keys=True))
-        cached = self._cached(key)
-        if cached:
-            self._adopt(state, cached)
-            if not self.options.quiet:
-                yield _stream(" ---> Using cache\n")
-                yield _stream(f" ---> {_short(cached)}\n")
+        if (yield from self._from_cache(state, key)):
             return
         env = list(config.get("Env") or []) + [f"{k}={v}" for k, v in {**proxies, **build_args}.items()]
         network = instruction.flags.get("network") or self.options.network_mode
@@ -577,12 +583,7 @@ class _Run:
             created_by = (f"/bin/sh -c #(nop) {keyword} {flags}{kind}:{digest.replace('sha256:', '')} "
                           f"in {destination} ")
             key = step_key(state.image_id, created_by, json.dumps(state.container_config, sort_keys=True))
-            cached = self._cached(key)
-            if cached:
-                self._adopt(state, cached)
-                if not self.options.quiet:
-                    yield _stream(" ---> Using cache\n")
-                    yield _stream(f" ---> {_short(cached)}\n")
+            if (yield from self._from_cache(state, key)):
                 return
             container = self._create_container(state, ["/bin/sh"], [], "none")
             try:
