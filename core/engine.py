@@ -100,6 +100,8 @@ class Engine:
             self.images.recover(writable, parents)
         if self.containers is not None:
             self.containers.restore()
+        if self.builder is not None:
+            self.builder.sweep()
         self.warnings = self._missing_kind_warnings()
         for warning in self.warnings:
             log.warning("%s", warning)

@@ -348,3 +348,27 @@ def test_cache_from_limits_the_cache_and_empty_query_values_are_tolerated(daemon
     assert not [m for m in messages if "error" in m], messages
     assert any("aux" in m for m in messages)
     assert inspect(daemon, "tolerant:1", ".Config.Labels") == {"tolerated": "yes"}
+
+
+def test_a_build_killed_mid_run_leaves_nothing_after_restart(daemon, tmp_path):
+    import signal
+    import time
+
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started && sleep 4321\n"})
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "cfg"),
+           "DOCKER_BUILDKIT": "0"}
+    building = subprocess.Popen(["docker", "build", "-t", "killed:1", str(context)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"\nstarted\n" not in seen and time.monotonic() < deadline:  # the RUN's output, not its step line
+        seen += building.stdout.read1(4096)
+    assert b"\nstarted\n" in seen, seen
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait(10)
+    building.wait(30)
+    daemon.start()
+    assert docker(daemon, "image", "inspect", "killed:1").returncode == 1
+    assert leftovers(daemon) == NOTHING_LEFT
+    sleepers = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True, text=True).stdout.split()
+    assert sleepers == []

@@ -41,6 +41,9 @@ from dockyard.images.reference import InvalidReference, parse_normalized
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 # Docker passes these to RUN without an ARG declaring them, and keeps them out of history.
+# Marks the containers a build makes, so that those a crash left behind are removed at
+# the next start (Docker leaves them in `docker ps -a`).
+INTERMEDIATE_LABEL = "io.dockyard.build.intermediate"
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -115,6 +118,15 @@ class Builder:
         self.pull = pull  # (name, platform, credentials) -> progress messages; None: no registry
         self.cache = cache
         self.scratch_dir = scratch_dir
+
+    def sweep(self) -> int:
+        """At start-up: remove the containers of builds that a crash interrupted."""
+        leftovers = [c for c in self.containers.all()
+                     if (c.config.get("Labels") or {}).get(INTERMEDIATE_LABEL) == "true"]
+        for container in leftovers:
+            with contextlib.suppress(EngineError):
+                self.containers.remove(container.id, force=True)
+        return len(leftovers)
 
     # -- the build ---------------------------------------------------------------------
 
@@ -497,7 +509,7 @@ class _Run:
             "Healthcheck": {"Test": ["NONE"]},
             "AttachStdout": True,
             "AttachStderr": True,
-            "Labels": {},
+            "Labels": {INTERMEDIATE_LABEL: "true"},
         }, {"NetworkMode": network_mode or "default"})
         self.live_containers.add(container.id)
         return container
@@ -622,7 +634,8 @@ class _Run:
             empty.mkdir()
             return empty, image_id
         container = self.containers.create(None, {"Image": image_id, "Cmd": ["/bin/sh"], "Entrypoint": [],
-                                                  "Labels": {}}, {"NetworkMode": "none"})
+                                                  "Labels": {INTERMEDIATE_LABEL: "true"}},
+                                           {"NetworkMode": "none"})
         self.live_containers.add(container.id)
         cleanup.callback(self._remove_container, container.id)
         from dockyard.containers.filesystem import mounted
