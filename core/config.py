@@ -33,6 +33,7 @@ class DaemonConfig:
     storage_opts: list[str] = field(default_factory=list)
     default_runtime: str = ""
     registry_driver: str = ""
+    registry_opts: list[str] = field(default_factory=list)  # key=value for the registry client
     log_level: str = "info"
     debug: bool = False
     tls: bool = False
@@ -61,13 +62,20 @@ class DaemonConfig:
         return Path(self.exec_root)
 
     def storage_options(self) -> dict[str, str]:
-        options = {}
-        for item in self.storage_opts:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"storage option {item!r} must look like key=value")
-            options[key.strip()] = value.strip()
-        return options
+        return _key_values(self.storage_opts, "storage option")
+
+    def registry_options(self) -> dict[str, str]:
+        return _key_values(self.registry_opts, "registry option")
+
+
+def _key_values(items: list[str], what: str) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {item!r} must look like key=value")
+        options[key.strip()] = value.strip()
+    return options
 
 
 _FIELDS = {f.name.replace("_", "-"): f for f in dataclasses.fields(DaemonConfig)}
@@ -147,6 +155,7 @@ def build_config(config_file: str, config_file_given: bool, flags: dict[str, Any
         if not os.path.isabs(value):
             raise ConfigError(f"--{attr.replace('_', '-')} must be an absolute path, not {value!r}")
     config.storage_options()  # validates key=value early
+    config.registry_options()
     if not config.bridge or len(config.bridge) > 15 or "/" in config.bridge or " " in config.bridge:
         raise ConfigError(f"--bridge {config.bridge!r} is not a valid interface name (1 to 15 characters, "
                           "no '/' or space)")

@@ -269,6 +269,8 @@ def _reload(engine, reload_config) -> None:
 @click.option("--default-runtime", help="Runtime for containers that do not name one.")
 @click.option("-b", "--bridge", help="Linux bridge of the default bridge network (default dockyard0).")
 @click.option("--bip", help="Address and prefix of the default bridge, e.g. 172.17.0.1/16.")
+@click.option("--registry-opt", "registry_opts", multiple=True,
+              help="Registry client option key=value (connect-timeout, read-timeout, ...).")
 @click.option("--insecure-registry", "insecure_registries", multiple=True,
               help="Registry (host:port or CIDR) reached over plain HTTP.")
 @click.option("--registry-mirror", "registry_mirrors", multiple=True,

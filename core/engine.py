@@ -236,7 +236,7 @@ class Engine:
         insecure += [urlsplit(url).netloc for url in self.config.registry_mirrors
                      if url.startswith("http://")]
         return {"insecure-registries": ",".join(insecure),
-                "certs-dir": self.config.registry_certs_dir}
+                "certs-dir": self.config.registry_certs_dir, **self.config.registry_options()}
 
     def _missing_kind_warnings(self) -> list[str]:
         warnings = []

@@ -573,3 +573,25 @@ def test_bearer_token_auth_with_docker_py(daemon, tmp_path_factory):
         assert len(tokens.issued) == issued  # the token for this scope was cached
         client.images.remove(f"{name}:1")
         client.close()
+
+
+def test_a_registry_that_hangs_is_given_up_on_clearly(tmp_path_factory):
+    import time
+
+    daemon = start_daemon(tmp_path_factory.mktemp("hang"), "--registry-opt", "read-timeout=1",
+                          "--registry-opt", "connect-timeout=1")
+    try:
+        with socket.socket() as silent:  # accepts connections, never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            address = f"127.0.0.1:{silent.getsockname()[1]}"
+            before = store_counts(daemon)
+            started = time.monotonic()
+            result = docker(daemon, "pull", f"{address}/hangs/img:1")
+            elapsed = time.monotonic() - started
+        assert result.returncode == 1
+        assert f"registry {address} did not answer in time" in result.stderr.decode(), result.stderr.decode()
+        assert elapsed < 30, f"retries are bounded, yet the pull took {elapsed:.0f}s"
+        assert store_counts(daemon) == before
+    finally:
+        daemon.teardown()
