@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 
-def human_size(size: float) -> str:
-    """Decimal units with three significant digits, as docker prints them: 4.26MB."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Decimal units with `precision` significant digits: 4.26MB as `docker images`
+    prints sizes, 4.259MB (precision 4, go-units HumanSize) in progress bars."""
     units = ("B", "kB", "MB", "GB", "TB", "PB")
     index = 0
     while size >= 1000 and index < len(units) - 1:
         size /= 1000
         index += 1
-    return f"{size:.3g}{units[index]}"
+    return f"{size:.{precision}g}{units[index]}"
 
 
 def human_duration(seconds: float) -> str:

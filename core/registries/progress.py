@@ -14,27 +14,20 @@ import time
 from collections.abc import Callable, Generator
 from typing import TypeVar
 
+from dockyard.units import human_size
+
 INTERVAL = 0.1
 T = TypeVar("T")
 BAR_WIDTH = 50
 
 
-def human_size(size: float) -> str:
-    """go-units HumanSize: decimal units, four significant digits ("1.049MB")."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.4g}{unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
-
-
 def bar(current: int, total: int) -> str:
     if total <= 0:
-        return human_size(current)
+        return human_size(current, 4)
     filled = min(BAR_WIDTH, int(BAR_WIDTH * current / total))
     arrow = ">" if filled < BAR_WIDTH else ""
     body = "=" * filled + arrow + " " * (BAR_WIDTH - filled - len(arrow))
-    return f"[{body}] {human_size(current):>8}/{human_size(total)}"
+    return f"[{body}] {human_size(current, 4):>8}/{human_size(total, 4)}"
 
 
 def status(text: str, layer: str | None = None) -> dict:
