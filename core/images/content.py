@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from dockyard.images.leases import Leases
 
 _DIGEST = re.compile(r"^sha256:([a-f0-9]{64})$")
 CHUNK = 1 << 20
+_SMALL_BLOB = 64 * 1024
+_SMALL_BLOBS_KEPT = 512  # at most 32 MiB, in practice a few hundred KiB
 
 
 class DigestMismatch(ValueError):
@@ -104,6 +107,8 @@ class ContentStore:
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
         self._leases = Leases()
+        self._small: dict[str, bytes] = {}
+        self._small_lock = threading.Lock()
 
     def lease(self):
         """Blobs written or held with the yielded set survive `collect` until the block
@@ -122,6 +127,7 @@ class ContentStore:
                 if digest not in in_use and digest not in leased:
                     path = self.path(digest)
                     freed += path.stat().st_size
+                    self._small.pop(digest, None)
                     path.unlink(missing_ok=True)
         return freed
 
@@ -160,7 +166,18 @@ class ContentStore:
             return writer.commit(), writer.size
 
     def read(self, digest: str) -> bytes:
-        return self.path(digest).read_bytes()
+        """A whole blob. Small ones (configs, manifests) are remembered: a blob never
+        changes, and a build reads the same few at every step."""
+        cached = self._small.get(digest)
+        if cached is not None:
+            return cached
+        data = self.path(digest).read_bytes()
+        if len(data) <= _SMALL_BLOB:
+            with self._small_lock:
+                if len(self._small) >= _SMALL_BLOBS_KEPT:
+                    self._small.pop(next(iter(self._small)))
+                self._small[digest] = data
+        return data
 
     def open(self, digest: str) -> BinaryIO:
         return open(self.path(digest), "rb")  # noqa: SIM115 (the caller closes it)
@@ -171,6 +188,7 @@ class ContentStore:
                 yield chunk
 
     def delete(self, digest: str) -> None:
+        self._small.pop(digest, None)
         self.path(digest).unlink(missing_ok=True)
 
     def digests(self) -> list[str]:

@@ -99,7 +99,8 @@ class ImageStore:
         with self._lock:
             previous = self._tags.get(name)
             self._tags[name] = image_id
-            self._save_names()
+            if previous != image_id:  # a rebuild tags the same image again: no names to write
+                self._save_names()
             record = self._images[image_id]
             record.last_tag_time = time.time()
             _write_json_atomically(self.records_dir / (image_id[7:] + ".json"), asdict(record))
