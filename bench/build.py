@@ -11,15 +11,16 @@ dockerd's classic builder, when installed, for reference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import _dockerd as dockerd
 from _common import start_daemon, stop_daemon
 
 DOCKERFILE = """\
@@ -79,34 +80,47 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     assert len([line for line in DOCKERFILE.splitlines() if line.strip()]) == 20
-    uncached, cached, runs_in_cached = [], [], []
-    with tempfile.TemporaryDirectory(prefix="dybuild") as scratch:
+    samples: dict[str, dict[str, list[float]]] = {}
+    runs_in_cached = []
+    with tempfile.TemporaryDirectory(prefix="dybuild") as scratch, contextlib.ExitStack() as stack:
         root = Path(scratch)
         daemon = start_daemon(root / "d")
-        env = {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}
+        stack.callback(stop_daemon, daemon)
+        engines = {"dockyardd": {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}}
+        if dockerd.available():
+            theirs = stack.enter_context(dockerd.running(root / "dockerd", engines["dockyardd"]))
+            engines[f"dockerd {dockerd.version(theirs)}"] = theirs
         context = make_context(root)
-        try:
+        for engine, env in engines.items():
+            samples[engine] = {"uncached": [], "cached": []}
             build(env, context)  # warm: the first build also fills the page cache
             for _ in range(args.rounds):
                 elapsed, _output = build(env, context, "--no-cache")
-                uncached.append(elapsed)
+                samples[engine]["uncached"].append(elapsed)
                 started = time.time()
                 elapsed, output = build(env, context)
-                cached.append(elapsed)
+                samples[engine]["cached"].append(elapsed)
                 assert "Running in" not in output, output
-                runs_in_cached.append(container_creates(daemon, started, time.time()))
-        finally:
-            stop_daemon(daemon)
-    floor = statistics.median(uncached)
-    print(f"{'build (20 instructions, 7 RUN)':<36}{'median s':>10}{'ratio':>8}")
-    print(f"{'uncached (--no-cache)':<36}{floor:>10.2f}{1:>7.2f}x")
-    print(f"{'fully cached':<36}{statistics.median(cached):>10.3f}{statistics.median(cached) / floor:>7.3f}x")
-    print(f"containers created during cached rebuilds: {runs_in_cached} (target: none)")
-    ratio = statistics.median(cached) / floor
+                if engine == "dockyardd":
+                    runs_in_cached.append(container_creates(daemon, started, time.time()))
+    print(f"{'build (20 instructions, 7 RUN)':<44}{'median s':>10}{'ratio':>8}")
+    for engine, kinds in samples.items():
+        floor = statistics.median(kinds["uncached"])
+        cached = statistics.median(kinds["cached"])
+        print(f"{engine + ': uncached (--no-cache)':<44}{floor:>10.2f}{1:>7.2f}x")
+        print(f"{engine + ': fully cached':<44}{cached:>10.3f}{cached / floor:>7.3f}x")
+    print(f"containers created during dockyardd's cached rebuilds: {runs_in_cached} (target: none)")
+    ours = samples["dockyardd"]
+    ratio = statistics.median(ours["cached"]) / statistics.median(ours["uncached"])
     print(f"a cached rebuild takes {ratio:.1%} of an uncached one "
           f"({'meets' if ratio < 0.05 and not any(runs_in_cached) else 'MISSES'} the target: under 5%, "
           "no RUN)")
-    if shutil.which("dockerd") is None:
+    for engine in samples:
+        if engine != "dockyardd":
+            for kind in ("uncached", "cached"):
+                versus = statistics.median(ours[kind]) / statistics.median(samples[engine][kind])
+                print(f"{kind}: dockyardd takes {versus:.2f}x the time of {engine}'s classic builder")
+    if not dockerd.available():
         print("dockerd is not installed here: no comparison with its classic builder "
               "(apt-get install docker.io)")
     return 0

@@ -15,6 +15,7 @@ for reference (our target: under 0.7x of its time).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _dockerd as dockerd
 import requests
 from _common import start_daemon, stop_daemon
 from dockyard.testing.images import image_archive, layer_tar
@@ -98,38 +100,53 @@ def main() -> int:
     samples: dict[str, list[float]] = {name: [] for name in (
         "pull: docker pull (dockyardd)", "pull: sequential download + tar -x",
         "push: docker push (dockyardd)", "push: sequential upload")}
-    with tempfile.TemporaryDirectory(prefix="dyregb") as scratch:
+    with tempfile.TemporaryDirectory(prefix="dyregb") as scratch, contextlib.ExitStack() as stack:
         root = Path(scratch)
         daemon = start_daemon(root / "d")
+        stack.callback(stop_daemon, daemon)
         env = {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}
         layers = [layer(args.layer_mib << 20, seed) for seed in range(4)]
-        try:
-            for round_number in range(args.rounds):
-                for name in ("registry", "floor"):
-                    (root / f"{name}{round_number}").mkdir()
-                with RegistryServer(root=root / f"registry{round_number}") as registry:
-                    name = f"{registry.address}/bench/big:1"
-                    docker(env, "load", stdin=image_archive(name, layers))
-                    samples["push: docker push (dockyardd)"].append(docker(env, "push", name))
-                    digest = json.loads(subprocess.run(
-                        ["docker", "image", "inspect", name, "--format", "{{json .RepoDigests}}"],
-                        capture_output=True, check=True, env={**os.environ, **env}).stdout)[0].split("@")[1]
-                    manifest_bytes = registry.blob_path(digest).read_bytes()
-                    manifest = json.loads(manifest_bytes)
-                    blobs = {d["digest"]: registry.blob_path(d["digest"]).read_bytes()
-                             for d in [*manifest["layers"], manifest["config"]]}
-                    docker(env, "rmi", name)
-                    samples["pull: docker pull (dockyardd)"].append(docker(env, "pull", name))
-                    docker(env, "rmi", name)
-                    samples["pull: sequential download + tar -x"].append(
-                        sequential_pull(registry.url, "bench/big", manifest, root / "extract"))
-                with RegistryServer(root=root / f"floor{round_number}") as empty:
-                    samples["push: sequential upload"].append(
-                        sequential_push(empty.url, "bench/big", blobs, manifest_bytes))
-                shutil.rmtree(root / f"registry{round_number}", ignore_errors=True)
-                shutil.rmtree(root / f"floor{round_number}", ignore_errors=True)
-        finally:
-            stop_daemon(daemon)
+        dockerd_env = None
+
+        def theirs_name(kind: str) -> str:
+            return next(n for n in samples if n.startswith(f"{kind}: docker {kind} (dockerd"))
+
+        if dockerd.available():
+            dockerd_env = stack.enter_context(dockerd.running(root / "dockerd"))
+            for kind in ("pull", "push"):
+                samples[f"{kind}: docker {kind} (dockerd {dockerd.version(dockerd_env)})"] = []
+        for round_number in range(args.rounds):
+            for name in ("registry", "floor", "theirs"):
+                (root / f"{name}{round_number}").mkdir()
+            with RegistryServer(root=root / f"registry{round_number}") as registry:
+                name = f"{registry.address}/bench/big:1"
+                docker(env, "load", stdin=image_archive(name, layers))
+                samples["push: docker push (dockyardd)"].append(docker(env, "push", name))
+                digest = json.loads(subprocess.run(
+                    ["docker", "image", "inspect", name, "--format", "{{json .RepoDigests}}"],
+                    capture_output=True, check=True, env={**os.environ, **env}).stdout)[0].split("@")[1]
+                manifest_bytes = registry.blob_path(digest).read_bytes()
+                manifest = json.loads(manifest_bytes)
+                blobs = {d["digest"]: registry.blob_path(d["digest"]).read_bytes()
+                         for d in [*manifest["layers"], manifest["config"]]}
+                docker(env, "rmi", name)
+                samples["pull: docker pull (dockyardd)"].append(docker(env, "pull", name))
+                docker(env, "rmi", name)
+                samples["pull: sequential download + tar -x"].append(
+                    sequential_pull(registry.url, "bench/big", manifest, root / "extract"))
+            with RegistryServer(root=root / f"floor{round_number}") as empty:
+                samples["push: sequential upload"].append(
+                    sequential_push(empty.url, "bench/big", blobs, manifest_bytes))
+            if dockerd_env is not None:
+                with RegistryServer(root=root / f"theirs{round_number}") as theirs:
+                    name = f"{theirs.address}/bench/big:1"
+                    docker(dockerd_env, "load", stdin=image_archive(name, layers))
+                    samples[theirs_name("push")].append(docker(dockerd_env, "push", name))
+                    docker(dockerd_env, "rmi", name)
+                    samples[theirs_name("pull")].append(docker(dockerd_env, "pull", name))
+                    docker(dockerd_env, "rmi", name)
+            for name in ("registry", "floor", "theirs"):
+                shutil.rmtree(root / f"{name}{round_number}", ignore_errors=True)
     compressed = sum(len(b) for b in blobs.values()) / (1 << 20)
     print(f"image: 4 layers, {4 * args.layer_mib} MiB uncompressed, {compressed:.0f} MiB compressed; "
           f"median of {args.rounds} rounds")
@@ -145,7 +162,14 @@ def main() -> int:
         ratio = statistics.median(samples[names[0]]) / statistics.median(samples[names[1]])
         print(f"docker {kind} against dockyardd is {ratio:.2f}x the sequential floor "
               f"({'meets' if ratio < 1 else 'MISSES'} the target: faster than the floor)")
-    if shutil.which("dockerd") is None:
+    for kind, target in (("pull", 0.7), ("push", 0.7)):
+        theirs = [n for n in samples if n.startswith(f"{kind}: docker {kind} (dockerd")]
+        if theirs:
+            ratio = statistics.median(samples[f"{kind}: docker {kind} (dockyardd)"]) / \
+                statistics.median(samples[theirs[0]])
+            print(f"docker {kind} against dockyardd takes {ratio:.2f}x dockerd's time "
+                  f"({'meets' if ratio < target else 'MISSES'} the target: under {target}x)")
+    if not dockerd.available():
         print("dockerd is not installed here: no comparison with it (apt-get install docker.io)")
     return 0
 
