@@ -57,7 +57,9 @@ def leftovers(daemon) -> dict[str, int]:
         "containers": len(out(docker(daemon, "ps", "-aq")).split()),
         "mounts": sum(str(daemon.root) in line for line in Path("/proc/mounts").read_text().splitlines()
                       if "/containers/" in line or "/merged" in line),
-        "build dirs": len(list((daemon.data_root / "image" / "tmp").iterdir())),
+        # a finished build's context is renamed .gone-* at once and deleted on a thread
+        "build dirs": len([p for p in (daemon.data_root / "image" / "tmp").iterdir()
+                           if not p.name.startswith(".gone-")]),
     }
 
 

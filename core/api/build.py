@@ -13,6 +13,7 @@ import binascii
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def register(router: Router, engine: Engine) -> None:
             extract_context(request.body, context)
             messages = builder.build(context, options)
         except BaseException:
-            shutil.rmtree(context, ignore_errors=True)
+            _remove_soon(context)
             raise
         return progress_stream(_removing(context, messages))
 
@@ -103,4 +104,17 @@ def _removing(context: Path, messages: Iterator[dict]) -> Iterator[dict]:
     try:
         yield from messages
     finally:
-        shutil.rmtree(context, ignore_errors=True)
+        _remove_soon(context)
+
+
+def _remove_soon(context: Path) -> None:
+    """Delete the context after the answer: renamed at once (so a finished build leaves
+    no context directory), deleted on a thread. What a crash interrupts, the next start's
+    image-store recovery deletes with the rest of its tmp directory."""
+    doomed = context.with_name(".gone-" + context.name)
+    try:
+        context.rename(doomed)
+    except OSError:
+        doomed = context
+    threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True},
+                     name="context-removal", daemon=True).start()

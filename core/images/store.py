@@ -98,13 +98,14 @@ class ImageStore:
         pointed at before, if another."""
         with self._lock:
             previous = self._tags.get(name)
+            if previous == image_id:
+                return None  # a rebuild that changed nothing tags the same image again: no write
             self._tags[name] = image_id
-            if previous != image_id:  # a rebuild tags the same image again: no names to write
-                self._save_names()
+            self._save_names()
             record = self._images[image_id]
             record.last_tag_time = time.time()
             _write_json_atomically(self.records_dir / (image_id[7:] + ".json"), asdict(record))
-            return previous if previous != image_id else None
+            return previous
 
     def set_digest(self, name: str, image_id: str) -> None:
         with self._lock:
