@@ -374,3 +374,10 @@ def test_a_build_killed_mid_run_leaves_nothing_after_restart(daemon, tmp_path):
     assert leftovers(daemon) == NOTHING_LEFT
     sleepers = subprocess.run(["pgrep", "-f", "sleep 4321"], capture_output=True, text=True).stdout.split()
     assert sleepers == []
+
+
+def test_docker_build_quiet_prints_only_the_image_id(daemon, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo noisy\nLABEL quiet=yes\n"})
+    result = build(daemon, context, "-q", "-t", "quiet:1")
+    assert result.stdout.decode().strip() == inspect(daemon, "quiet:1", ".Id")
+    assert "noisy" not in result.stdout.decode()

@@ -213,12 +213,16 @@ class _Run:
                 f"{k}={v}" for k, v in sorted(self.options.labels.items())), announce=False)
         image_id = state.image_id or self._commit(state, "", None, None)
         unused = sorted(set(self.options.build_args) - self.consumed - set(PROXY_ARGS))
-        if unused:
+        if unused and not self.options.quiet:
             yield _stream(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         yield {"aux": {"ID": image_id}}
+        names = [self.images.tag(image_id, tag, None) for tag in self.options.tags]
+        if self.options.quiet:
+            # `docker build -q` prints the stream as it comes: the image id is all it may say
+            yield _stream(f"{image_id}\n")
+            return
         yield _stream(f"Successfully built {_short(image_id)}\n")
-        for tag in self.options.tags:
-            name = self.images.tag(image_id, tag, None)
+        for name in names:
             yield _stream(f"Successfully tagged {name}\n")
 
     def _announce(self, instruction: Instruction) -> Iterator[dict]:
