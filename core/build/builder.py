@@ -471,12 +471,12 @@ class _Run:
         descriptors = list(state.layers)
         with self.images.lease() as lease:
             if layer_source is not None:
-                from dockyard.containers.filesystem import _ChunkReader
+                from dockyard.containers.filesystem import ChunkReader
 
                 storage = self.containers.context.storage
                 diff = storage.diff(layer_source.layer_id, diff_parent)
                 layer, descriptor = self.images.add_layer(layer_source.image_chain_id,
-                                                          _ChunkReader(iter(diff)), lease)
+                                                          ChunkReader(iter(diff)), lease)
                 config["rootfs"] = {"type": "layers",
                                     "diff_ids": [*config.get("rootfs", {}).get("diff_ids", []),
                                                  layer.diff_id]}

@@ -21,10 +21,11 @@ from dockyard.cli.common import api_errors, client, filters_json
 from dockyard.cli.format import table
 from dockyard.cli.progress import display
 from dockyard.client import APIError, Client
+from dockyard.images.reference import DEFAULT_DOMAIN
+from dockyard.registries.auth import registry_host
 
 # Docker Hub's key in config.json, kept from the days of the v1 index.
 HUB_KEY = "https://index.docker.io/v1/"
-_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 
 
 # -- config.json ------------------------------------------------------------------------
@@ -68,21 +69,11 @@ def save_config(config: dict, path: Path | None = None) -> None:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
 
 
-def hostname(server: str) -> str:
-    """The docker CLI's ConvertToHostname: `https://host:5000/v1/` -> `host:5000`."""
-    server = server.strip()
-    for scheme in ("http://", "https://"):
-        if server.startswith(scheme):
-            server = server[len(scheme):]
-    return server.split("/", 1)[0]
-
-
 def server_key(server: str | None) -> str:
     """The key a server's credentials are stored under: Docker Hub's historical URL, or
     the server as typed without scheme and path (`127.0.0.1:5000`)."""
-    if not server or hostname(server) in _HUB_HOSTS:
-        return HUB_KEY
-    return hostname(server)
+    host = registry_host(server or "")
+    return HUB_KEY if host == DEFAULT_DOMAIN else host
 
 
 def reference_registry(name: str) -> str:
@@ -108,8 +99,8 @@ def _entry(config: dict, key: str) -> tuple[str | None, dict | None]:
 
 def _helper_for(config: dict, key: str) -> str | None:
     helpers = config.get("credHelpers") or {}
-    host = hostname(key)
-    helper = helpers.get(key) or helpers.get(host) or (helpers.get("docker.io") if key == HUB_KEY else None)
+    hosts = [registry_host(key)] + (["index.docker.io"] if key == HUB_KEY else [])
+    helper = helpers.get(key) or next((helpers[h] for h in hosts if helpers.get(h)), None)
     return helper or config.get("credsStore") or None
 
 

@@ -172,7 +172,7 @@ def put_archive(manager, container: Container, path: str, stream: BinaryIO,
     manager._event(container, "extract-to-dir", path=path)
 
 
-class _ChunkReader:
+class ChunkReader:
     """A file-like view of an iterator of byte chunks."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -215,7 +215,7 @@ def commit(manager, container: Container, repo: str | None, tag: str | None, com
         created = now_rfc3339()
         diff = manager.context.storage.diff(container.layer_id, container.diff_parent)
         with images.lease() as lease:
-            layer, descriptor = images.add_layer(container.image_chain_id, _ChunkReader(iter(diff)), lease)
+            layer, descriptor = images.add_layer(container.image_chain_id, ChunkReader(iter(diff)), lease)
             config = {
                 "architecture": base_config.get("architecture", ""),
                 "os": base_config.get("os", "linux"),

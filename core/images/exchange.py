@@ -39,8 +39,8 @@ from dockyard.images.reference import InvalidReference, parse_normalized
 CHUNK = 1 << 20
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-_UNCOMPRESSED_LAYERS = {OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"}
-_GZIP_LAYERS = {OCI_LAYER_GZIP, DOCKER_LAYER_GZIP}
+UNCOMPRESSED_LAYERS = {OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"}
+GZIP_LAYERS = {OCI_LAYER_GZIP, DOCKER_LAYER_GZIP}
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def _decompressed_chunks(manager: ImageManager, digest: str) -> Iterator[bytes]:
 
 
 def _layer_tar_chunks(manager: ImageManager, descriptor: dict) -> Iterator[bytes]:
-    if descriptor["mediaType"] in _UNCOMPRESSED_LAYERS:
+    if descriptor["mediaType"] in UNCOMPRESSED_LAYERS:
         yield from manager.content.iter_chunks(descriptor["digest"])
     else:
         yield from _decompressed_chunks(manager, descriptor["digest"])
@@ -375,7 +375,7 @@ def _load_oci_layer(manager: ImageManager, staged: _Staged, parent: str | None, 
     """Keep the compressed blob as it is (verified against its digest) and apply its
     uncompressed content (verified against the diff id)."""
     media_type = descriptor.get("mediaType", "")
-    if media_type not in _UNCOMPRESSED_LAYERS | _GZIP_LAYERS:
+    if media_type not in UNCOMPRESSED_LAYERS | GZIP_LAYERS:
         raise InvalidParameter(f"unsupported layer media type {media_type!r}")
     path = staged.resolve(f"blobs/sha256/{check_digest(descriptor['digest'])}")
     with manager.content.writer(descriptor["digest"], descriptor.get("size"),

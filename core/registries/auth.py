@@ -18,7 +18,8 @@ from dockyard.images.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
 
 # The key Docker Hub's credentials are stored and sent under, for historical reasons.
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
-_HUB_NAMES = {"", DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN, "registry-1.docker.io", "index.docker.io/v1"}
+_HUB_NAMES = {"", DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN, "registry-1.docker.io", "registry.hub.docker.com",
+              "index.docker.io/v1"}
 
 
 def registry_host(server_address: str) -> str:

@@ -27,24 +27,20 @@ from dockyard.drivers.registry import Credentials, Manifest, RegistryClient, Reg
 from dockyard.errors import InvalidParameter, NotFound, UpstreamError
 from dockyard.images.compression import decompressed
 from dockyard.images.content import check_digest
+from dockyard.images.exchange import DOCKER_MANIFEST_LIST, GZIP_LAYERS, OCI_INDEX, UNCOMPRESSED_LAYERS
 from dockyard.images.layers import LayerError, chain_ids
-from dockyard.images.manager import ImageManager, ImageRecord, Lease, familiar
+from dockyard.images.manager import DOCKER_CONFIG, OCI_CONFIG, ImageManager, ImageRecord, Lease, familiar
 from dockyard.images.reference import Reference
 from dockyard.registries import progress
 from dockyard.registries.downloads import DownloadPool
 from dockyard.registries.sources import BlobSources
 
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
-CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json",
-                "application/vnd.docker.container.image.v1+json")
-LAYER_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
-               "application/vnd.oci.image.layer.v1.tar",
-               "application/vnd.docker.image.rootfs.diff.tar.gzip",
-               "application/vnd.docker.image.rootfs.diff.tar",
-               # non-distributable layers that a registry serves anyway are ordinary layers
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-               "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONFIG)
+# Non-distributable layers that a registry serves anyway are ordinary layers.
+LAYER_TYPES = UNCOMPRESSED_LAYERS | GZIP_LAYERS | {
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"}
 MAX_CONFIG_SIZE = 8 * 1024 * 1024
 
 

@@ -38,16 +38,17 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from dockyard.drivers.registry import Credentials, Manifest
-
-from dockyard_registry_distribution.errors import (
+from dockyard.drivers.registry import (
+    Credentials,
     DigestMismatch,
+    Manifest,
     NotFound,
     RegistryError,
     Unauthorized,
     Unreachable,
     Unsupported,
 )
+
 from dockyard_registry_distribution.tls import CertsDir
 
 MANIFEST_TYPES = (

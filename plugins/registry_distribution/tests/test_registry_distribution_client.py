@@ -13,7 +13,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from dockyard.drivers.registry import Credentials, Manifest, RegistryClient
+from dockyard.drivers.registry import (
+    Credentials,
+    DigestMismatch,
+    Manifest,
+    NotFound,
+    RegistryClient,
+    RegistryError,
+    Unauthorized,
+    Unreachable,
+    Unsupported,
+)
 from dockyard.testing.registry import (  # noqa: F401
     blob,
     chunked,
@@ -22,14 +32,6 @@ from dockyard.testing.registry import (  # noqa: F401
     tls_registry,
 )
 from dockyard_registry_distribution.client import DistributionClient, parse_challenge
-from dockyard_registry_distribution.errors import (
-    DigestMismatch,
-    NotFound,
-    RegistryError,
-    Unauthorized,
-    Unreachable,
-    Unsupported,
-)
 
 
 class Fake:
