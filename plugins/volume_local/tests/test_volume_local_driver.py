@@ -183,7 +183,7 @@ class TestLocalDriver:
         def refuse(source, destination):
             raise OSError(errno.EIO, "disk on fire")
 
-        monkeypatch.setattr("dockyard_volume_local.store.os.rename", refuse)
+        monkeypatch.setattr("dockyard.volume_records.os.rename", refuse)
         with pytest.raises(OSError, match="disk on fire"):
             driver.create("doomed", {})
         monkeypatch.undo()

@@ -5,7 +5,7 @@
 This module owns the plugin's face: the hook that offers the driver, its probe and the
 factory. A volume's tmpfs is mounted while the volume exists, so containers share its
 content; the volume survives a reboot but its content does not. The work lives in driver.py
-(the contract's calls), options.py (size, mode, uid, gid) and store.py (the records); the
+(the contract's calls), options.py (size, mode, uid, gid) and dockyard.volume_records (the records); the
 system calls are the core's (dockyard.mounts).
 """
 

@@ -23,9 +23,9 @@ from typing import Any
 from dockyard import mounts as kernel
 from dockyard.drivers.volume import VolumeDriverError
 from dockyard.plugin import DriverContext
+from dockyard.volume_records import VolumeRecords, check_name
 
 from .options import TmpfsOptions, parse_options
-from .store import VolumeRecords, check_name
 
 MOUNT_DIR = "volumes-tmpfs"  # below the exec root: mount points must not outlive a reboot either
 MOUNT_FLAGS = kernel.MS_NOSUID | kernel.MS_NODEV

@@ -125,7 +125,7 @@ class TestTmpfsDriver:
         def refuse(source, destination):
             raise OSError(errno.EIO, "disk on fire")
 
-        monkeypatch.setattr("dockyard_volume_tmpfs.store.os.rename", refuse)
+        monkeypatch.setattr("dockyard.volume_records.os.rename", refuse)
         with pytest.raises(OSError, match="disk on fire"):
             driver.create("doomed", {"size": "1m"})
         monkeypatch.undo()

@@ -2,8 +2,8 @@
 
 import pytest
 from dockyard.drivers.volume import VolumeDriverError
+from dockyard.volume_records import check_name
 from dockyard_volume_tmpfs.options import TmpfsOptions, parse_options, parse_size
-from dockyard_volume_tmpfs.store import check_name
 
 
 @pytest.mark.parametrize("text, size", [
