@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from dockyard.testing.daemon import DaemonProcess
-from dockyard.testing.runtime import minimal_oci_config
+from dockyard.plugin.testing.daemon import DaemonProcess
+from dockyard.plugin.testing.runtime import minimal_oci_config
 
 BUSYBOX = "/bin/busybox"
 

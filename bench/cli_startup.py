@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dockyard.testing.daemon import DaemonProcess
+from dockyard.plugin.testing.daemon import DaemonProcess
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:

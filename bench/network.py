@@ -28,7 +28,7 @@ from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 from _common import start_daemon, stop_daemon
-from dockyard.netns import run_in_netns
+from dockyard.plugin.netns import run_in_netns
 
 
 def fresh_netns(tag: str) -> str:
@@ -90,9 +90,9 @@ def bare_ip(netns: str, address: str, bridge: str) -> tuple[float, float]:
 
 
 def measure_joins(count: int) -> dict[str, list[tuple[float, float]]]:
-    from dockyard.drivers.network import EndpointSpec, NetworkSpec
+    from dockyard.daemon.pluginmanager import PluginManager
     from dockyard.plugin import DriverContext
-    from dockyard.pluginmanager import PluginManager
+    from dockyard.plugin.contracts.network import EndpointSpec, NetworkSpec
     from pyroute2 import IPRoute
 
     spec = next(s for s in PluginManager().load_all().supported("network") if s.name == "bridge")

@@ -29,8 +29,8 @@ from pathlib import Path
 import _dockerd as dockerd
 import requests
 from _common import start_daemon, stop_daemon
-from dockyard.testing.images import image_archive, layer_tar
-from dockyard.testing.registry import RegistryServer
+from dockyard.plugin.testing.images import image_archive, layer_tar
+from dockyard.plugin.testing.registry import RegistryServer
 
 FILE_SIZE = 128 * 1024
 

@@ -33,10 +33,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dockyard.archive import apply_layer
+from dockyard.daemon.pluginmanager import PluginManager
 from dockyard.plugin import DriverContext
-from dockyard.pluginmanager import PluginManager
-from dockyard.testing.storage import mounts_under
+from dockyard.plugin.archive import apply_layer
+from dockyard.plugin.testing.storage import mounts_under
 
 MiB = 1 << 20
 _BLOCK = os.urandom(4 * MiB)  # file content: random, so no filesystem can cheat on it

@@ -1,4 +1,4 @@
-"""Shared helpers for the core's tests (fixtures for driver authors live in dockyard.testing)."""
+"""Shared helpers for the core's tests (fixtures for driver authors live in dockyard.plugin.testing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dockyard.testing.daemon import DaemonProcess
+from dockyard.plugin.testing.daemon import DaemonProcess
 
 
 def run_daemon_expecting_failure(daemon: DaemonProcess, timeout: float = 30) -> str:

@@ -1,4 +1,4 @@
-"""dockyard.archive: applying hostile layer tars safely, whiteouts in both styles, and
+"""dockyard.plugin.archive: applying hostile layer tars safely, whiteouts in both styles, and
 tars written from trees that apply back to the same tree (unit and property tests)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from dockyard import archive
-from dockyard.archive import InvalidArchive, UnsafeArchive, apply_layer, tar_directory
-from dockyard.drivers.storage import Change
-from dockyard.testing.storage import LayerTar, StorageDriverSuite, assert_same_tree, tree_snapshot
+from dockyard.plugin import archive
+from dockyard.plugin.archive import InvalidArchive, UnsafeArchive, apply_layer, tar_directory
+from dockyard.plugin.contracts.storage import Change
+from dockyard.plugin.testing.storage import LayerTar, StorageDriverSuite, assert_same_tree, tree_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -284,7 +284,7 @@ def test_a_size_limit_stops_the_layer_at_the_entry_that_exceeds_it(target: Path)
 
 def test_device_nodes_are_skipped_with_one_warning(target: Path, caplog) -> None:
     tar = LayerTar().dir("dev").device("dev/null", 1, 3).device("dev/sda", 8, 0).file("dev/keep")
-    with caplog.at_level(logging.WARNING, logger="dockyard.archive"):
+    with caplog.at_level(logging.WARNING, logger="dockyard.plugin.archive"):
         apply_layer(tar.stream(), target)
     assert os.listdir(target / "dev") == ["keep"]
     warnings = [record.getMessage() for record in caplog.records]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import docker, dockyard_cli, out
-from dockyard.testing.daemon import DaemonProcess
+from dockyard.plugin.testing.daemon import DaemonProcess
 
 pytestmark = pytest.mark.root
 
@@ -311,7 +311,7 @@ def test_our_cli_builds_with_ignore_file_quiet_and_iidfile(daemon, tmp_path):
 
 
 def test_from_pulls_a_missing_base_and_pull_refreshes_it(daemon, tmp_path):
-    from dockyard.testing.registry import RegistryServer, registry_binary
+    from dockyard.plugin.testing.registry import RegistryServer, registry_binary
 
     if registry_binary() is None:
         pytest.skip("docker-registry is not installed (apt install docker-registry)")

@@ -9,7 +9,7 @@ import os
 import tarfile
 
 import pytest
-from dockyard.build.context import (
+from dockyard.builder.context import (
     ContextError,
     ContextSource,
     checksum,
@@ -19,7 +19,7 @@ from dockyard.build.context import (
     resolve_sources,
     source_files,
 )
-from dockyard.build.dockerignore import IgnoreMatcher
+from dockyard.formats.dockerignore import IgnoreMatcher
 
 
 def tar_of(*members) -> bytes:

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from conftest import dockyard_cli
 from dockyard.cli import registries
 from dockyard.cli.progress import ProgressDisplay, StreamError, bar
-from dockyard.registries.auth import decode_registry_auth
-from dockyard.testing.registry import RegistryServer, bcrypt_hash, registry_binary
+from dockyard.formats.registry_auth import decode_registry_auth
+from dockyard.plugin.testing.registry import RegistryServer, bcrypt_hash, registry_binary
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def registry():
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.testing.daemon import DaemonProcess
+    from dockyard.plugin.testing.daemon import DaemonProcess
 
     daemon = DaemonProcess(tmp_path_factory.mktemp("clireg")).start()
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dockyard.config import ConfigError, build_config
+from dockyard.daemon.config import ConfigError, build_config
 
 
 def config_from(tmp_path, text: str, **flags):

@@ -23,7 +23,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.testing.daemon import DaemonProcess
+    from dockyard.plugin.testing.daemon import DaemonProcess
 
     root = Path(tmp_path_factory.mktemp("ct", numbered=True))
     process = DaemonProcess(root).start()
@@ -373,7 +373,7 @@ def test_runtime_records_left_by_a_crash_are_swept_at_start(daemon, tmp_path):
     before that leaves it behind, and the next start deletes it (and what runs under it)."""
     import shutil
 
-    from dockyard.testing.runtime import BUSYBOX, minimal_oci_config
+    from dockyard.plugin.testing.runtime import BUSYBOX, minimal_oci_config
 
     rootfs = tmp_path / "bundle" / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
@@ -518,7 +518,7 @@ def test_parallel_first_starts_share_one_monitor_zygote(tmp_path_factory):
     """Twenty containers started at once on a fresh daemon: one zygote, not one each."""
     import threading
 
-    from dockyard.testing.daemon import DaemonProcess
+    from dockyard.plugin.testing.daemon import DaemonProcess
 
     fresh = DaemonProcess(Path(tmp_path_factory.mktemp("zy", numbered=True))).start()
     env = {**os.environ, "DOCKYARD_HOST": fresh.host}

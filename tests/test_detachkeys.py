@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dockyard.detachkeys import DetachKeysError, EscapeFilter, parse_detach_keys
+from dockyard.formats.detachkeys import DetachKeysError, EscapeFilter, parse_detach_keys
 
 
 def test_docker_notation():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dockyard.build.dockerfile import DockerfileError, parse, parse_trigger
-from dockyard.build.shell_words import EXPANDING_INSTRUCTIONS, ExpansionError, expand, expand_words
+from dockyard.builder.dockerfile import DockerfileError, parse, parse_trigger
+from dockyard.builder.shell_words import EXPANDING_INSTRUCTIONS, ExpansionError, expand, expand_words
 
 
 def only_stage(text: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from dockyard.build.dockerignore import (
+from dockyard.formats.dockerignore import (
     BadPattern,
     IgnoreMatcher,
     load,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from dockyard.events import EventsManager
+from dockyard.daemon.events import EventsManager
 
 
 def test_since_replays_history_and_filters_apply():

@@ -1,4 +1,4 @@
-"""dockyard.containers.mountspec: Docker's mount requests (-v, --mount, image VOLUMEs,
+"""dockyard.formats.mountspec: Docker's mount requests (-v, --mount, image VOLUMEs,
 --volumes-from) parsed and checked with Docker's messages, and the CLI's translation of the
 mount flags into the create request. Pure: no root, no daemon."""
 
@@ -9,7 +9,8 @@ import os
 
 import pytest
 from dockyard.cli.containers import create, create_body, run
-from dockyard.containers.mountspec import (
+from dockyard.errors import InvalidParameter
+from dockyard.formats.mountspec import (
     MountRequest,
     MountSpecError,
     mount_request,
@@ -20,7 +21,6 @@ from dockyard.containers.mountspec import (
     split_volume_flags,
     volumes_from,
 )
-from dockyard.errors import InvalidParameter
 
 INVALID_NAME = ('"{}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" '
                 'are allowed. If you intended to pass a host directory, use absolute path')

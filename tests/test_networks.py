@@ -25,7 +25,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.testing.daemon import DaemonProcess
+    from dockyard.plugin.testing.daemon import DaemonProcess
 
     root = Path(tmp_path_factory.mktemp("nw", numbered=True))
     import sys

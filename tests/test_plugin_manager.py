@@ -5,14 +5,14 @@ from __future__ import annotations
 import types
 
 import pytest
-from dockyard.plugin import DriverSpec, hookimpl
-from dockyard.pluginmanager import (
+from dockyard.daemon.pluginmanager import (
     DriverConflict,
     DriverNotFound,
     DriverUnsupported,
     PluginError,
     PluginManager,
 )
+from dockyard.plugin import DriverSpec, hookimpl
 
 
 def plugin_module(name: str, **hooks) -> types.ModuleType:

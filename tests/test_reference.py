@@ -7,7 +7,7 @@ daemon) gives for the same input.
 from __future__ import annotations
 
 import pytest
-from dockyard.images.reference import (
+from dockyard.formats.reference import (
     InvalidReference,
     Reference,
     is_full_image_id,

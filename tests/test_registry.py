@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from conftest import docker, dockyard_cli, out
-from dockyard.testing.daemon import DaemonProcess
-from dockyard.testing.images import image_archive, random_layer
-from dockyard.testing.registry import (
+from dockyard.plugin.testing.daemon import DaemonProcess
+from dockyard.plugin.testing.images import image_archive, random_layer
+from dockyard.plugin.testing.registry import (
     CertificateAuthority,
     CuttingProxy,
     RegistryServer,

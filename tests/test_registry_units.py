@@ -10,10 +10,10 @@ import json
 import threading
 
 import pytest
-from dockyard.drivers.registry import Credentials, Unreachable
 from dockyard.errors import InvalidParameter
+from dockyard.formats.registry_auth import credentials_from_auth_config, decode_registry_auth, registry_host
 from dockyard.images.content import ContentStore, DigestMismatch
-from dockyard.registries.auth import credentials_from_auth_config, decode_registry_auth, registry_host
+from dockyard.plugin.contracts.registry import Credentials, Unreachable
 from dockyard.registries.downloads import DownloadPool
 from dockyard.registries.progress import bar
 from dockyard.registries.pull import Platform

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from dockyard.daemon.events import EventsManager
 from dockyard.errors import Conflict, InvalidParameter, NotFound
-from dockyard.events import EventsManager
 from dockyard.volumes.manager import VolumeManager
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.testing.daemon import DaemonProcess
+    from dockyard.plugin.testing.daemon import DaemonProcess
 
     root = Path(tmp_path_factory.mktemp("vol", numbered=True))
     process = DaemonProcess(root).start()
@@ -196,8 +196,8 @@ def test_a_crash_leaves_no_half_made_volume_and_mounts_come_back(daemon):
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait()
     # a volume the driver made but whose record the daemon never wrote (killed in between)
+    from dockyard.daemon.pluginmanager import PluginManager
     from dockyard.plugin import DriverContext
-    from dockyard.pluginmanager import PluginManager
 
     spec = next(s for s in PluginManager().load_all().supported("volume") if s.name == "local")
     home = daemon.data_root / "volume" / "local"

@@ -7,8 +7,15 @@ firewall.py (nftables), options.py (what a network is made of) and state.py (rec
 
 import importlib.util
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_binary, need_netlink_kind, need_root
+from dockyard.plugin import (
+    DriverContext,
+    DriverSpec,
+    first_failure,
+    hookimpl,
+    need_binary,
+    need_netlink_kind,
+    need_root,
+)
 
 
 def _need_pyroute2() -> str | None:

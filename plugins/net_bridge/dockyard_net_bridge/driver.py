@@ -9,8 +9,7 @@ import os
 import threading
 from collections.abc import Sequence
 
-from dockyard.drivers.network import EndpointSpec, NetworkDriverError, NetworkSpec
-from dockyard.plugin import DriverContext
+from dockyard.plugin import DriverContext, EndpointSpec, NetworkDriverError, NetworkSpec
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .firewall import Firewall

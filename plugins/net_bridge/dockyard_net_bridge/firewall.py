@@ -27,7 +27,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 
-from dockyard.drivers.network import NetworkDriverError
+from dockyard.plugin import NetworkDriverError
 
 from .options import BridgeNetwork
 from .state import EndpointRecord

@@ -19,8 +19,8 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Interface
 
-from dockyard.drivers.network import NetworkDriverError
-from dockyard.netns import run_in_netns
+from dockyard.plugin import NetworkDriverError
+from dockyard.plugin.netns import run_in_netns
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from dockyard.drivers.network import EndpointSpec, NetworkDriverError, NetworkSpec
+from dockyard.plugin import EndpointSpec, NetworkDriverError, NetworkSpec
 
 BRIDGE_NAME = "com.docker.network.bridge.name"
 MTU = "com.docker.network.driver.mtu"

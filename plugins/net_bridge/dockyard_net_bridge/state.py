@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from dockyard.drivers.network import NetworkSpec, PortBinding
+from dockyard.plugin import NetworkSpec, PortBinding
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 reason, where it cannot run: without root, bridge support or nft)."""
 
 import pytest
-from dockyard.testing.network import NetworkDriverSuite
+from dockyard.plugin.testing.network import NetworkDriverSuite
 
 pytestmark = pytest.mark.root
 

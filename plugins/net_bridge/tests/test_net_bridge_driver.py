@@ -17,8 +17,8 @@ from pathlib import Path
 
 import dockyard_net_bridge.driver as driver_module
 import pytest
-from dockyard.drivers.network import NetworkDriverError, PortBinding
-from dockyard.testing.network import (
+from dockyard.plugin import NetworkDriverError, PortBinding
+from dockyard.plugin.testing.network import (
     NetworkDriverSuite,
     NetworkHarness,
     TcpResponder,

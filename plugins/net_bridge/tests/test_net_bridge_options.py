@@ -4,7 +4,7 @@ table generated for it."""
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
-from dockyard.drivers.network import EndpointSpec, NetworkDriverError, NetworkSpec, PortBinding
+from dockyard.plugin import EndpointSpec, NetworkDriverError, NetworkSpec, PortBinding
 from dockyard_net_bridge.firewall import table_script
 from dockyard_net_bridge.options import bridge_network, check_endpoint, veth_name
 from dockyard_net_bridge.state import EndpointRecord

@@ -6,7 +6,7 @@ import shutil
 import dockyard_net_bridge
 import pytest
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):
@@ -26,7 +26,7 @@ def test_the_probe_passes_where_root_and_nft_are():
 
 def test_the_probe_names_a_missing_nft(monkeypatch):
     monkeypatch.setattr("dockyard_net_bridge.need_root", lambda: None)
-    monkeypatch.setattr("dockyard.probes.shutil.which", lambda name: None)
+    monkeypatch.setattr("dockyard.plugin.probes.shutil.which", lambda name: None)
     reason = _spec().probe()
     assert reason is not None and "nft not found on PATH" in reason and "nftables" in reason
 

@@ -8,8 +8,7 @@ through pyroute2's netlink, imported only when the daemon builds the driver.
 
 from importlib.util import find_spec
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_netlink_kind, need_root
+from dockyard.plugin import DriverContext, DriverSpec, first_failure, hookimpl, need_netlink_kind, need_root
 
 
 def _need_pyroute2() -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockyard.drivers.network import NetworkDriverError, NetworkSpec
+from dockyard.plugin import NetworkDriverError, NetworkSpec
 
 PARENT_OPTION = "parent"
 MODE_OPTION = "macvlan_mode"

@@ -19,8 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from dockyard.drivers.network import EndpointSpec, NetworkDriverError, NetworkSpec
-from dockyard.plugin import DriverContext
+from dockyard.plugin import DriverContext, EndpointSpec, NetworkDriverError, NetworkSpec
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-from dockyard.drivers.network import EndpointSpec, NetworkDriverError, NetworkSpec
+from dockyard.plugin import EndpointSpec, NetworkDriverError, NetworkSpec
 from pyroute2.netlink.exceptions import NetlinkError
 
 from dockyard_net_macvlan.links import delete_link, find_link, link_kind, set_up

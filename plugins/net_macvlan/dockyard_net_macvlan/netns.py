@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dockyard.netns import NamespaceGone, enter
+from dockyard.plugin.netns import NamespaceGone, enter
 from pyroute2 import IPRoute
 
 Result = TypeVar("Result")

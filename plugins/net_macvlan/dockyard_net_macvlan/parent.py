@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from dockyard.drivers.network import NetworkDriverError
+from dockyard.plugin import NetworkDriverError
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 

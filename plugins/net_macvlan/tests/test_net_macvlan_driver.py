@@ -17,9 +17,8 @@ from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
-from dockyard.drivers.network import EndpointSpec, NetworkDriver, NetworkDriverError, NetworkSpec
-from dockyard.plugin import DriverContext
-from dockyard.pluginmanager import PluginManager
+from dockyard.daemon.pluginmanager import PluginManager
+from dockyard.plugin import DriverContext, EndpointSpec, NetworkDriver, NetworkDriverError, NetworkSpec
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="links and namespaces need root")]

@@ -1,7 +1,7 @@
 """The macvlan network options (`-o parent=`, `-o macvlan_mode=`), checked without the kernel."""
 
 import pytest
-from dockyard.drivers.network import NetworkDriverError, NetworkSpec
+from dockyard.plugin import NetworkDriverError, NetworkSpec
 from dockyard_net_macvlan.config import VlanParent, parse_options, parse_vlan_parent
 
 NETWORK_ID = "0123456789abcdef" * 4

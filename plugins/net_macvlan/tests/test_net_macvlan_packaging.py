@@ -5,7 +5,7 @@ import os
 import dockyard_net_macvlan
 import pytest
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):

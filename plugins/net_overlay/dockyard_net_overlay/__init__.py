@@ -4,8 +4,15 @@ Multi-host overlay networking has no issue of its own yet; until it is built the
 says so.
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_netlink_kind, need_root, unfinished
+from dockyard.plugin import (
+    DriverContext,
+    DriverSpec,
+    first_failure,
+    hookimpl,
+    need_netlink_kind,
+    need_root,
+    unfinished,
+)
 
 _UNFINISHED = unfinished("the multi-host overlay network driver", "a later issue (none filed yet)")
 

@@ -2,7 +2,7 @@
 
 import dockyard_net_overlay
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -38,7 +38,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from dockyard.drivers.registry import (
+from dockyard.plugin.contracts.registry import (
     Credentials,
     DigestMismatch,
     Manifest,
@@ -135,7 +135,7 @@ class _Token:
 
 
 class DistributionClient:
-    """Satisfies `dockyard.drivers.registry.RegistryClient`."""
+    """Satisfies `dockyard.plugin.contracts.registry.RegistryClient`."""
 
     def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 60.0,
                  retries: int = 3, upload_chunk_size: int = DEFAULT_UPLOAD_CHUNK,

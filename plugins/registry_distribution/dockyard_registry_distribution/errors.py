@@ -1,13 +1,13 @@
 """What the distribution client raises: the contract's errors, re-exported.
 
-The classes live in `dockyard.drivers.registry` so the engine can catch them without
+The classes live in `dockyard.plugin.contracts.registry` so the engine can catch them without
 importing a plugin; this module stays so that `from dockyard_registry_distribution.errors
 import NotFound` keeps working. Every message names the registry it concerns.
 """
 
 from __future__ import annotations
 
-from dockyard.drivers.registry import (
+from dockyard.plugin.contracts.registry import (
     DigestMismatch,
     NotFound,
     RegistryError,

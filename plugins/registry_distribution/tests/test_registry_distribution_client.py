@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from dockyard.drivers.registry import (
+from dockyard.plugin.contracts.registry import (
     Credentials,
     DigestMismatch,
     Manifest,
@@ -24,7 +24,7 @@ from dockyard.drivers.registry import (
     Unreachable,
     Unsupported,
 )
-from dockyard.testing.registry import (  # noqa: F401
+from dockyard.plugin.testing.registry import (  # noqa: F401
     blob,
     chunked,
     digest_of,
@@ -387,7 +387,7 @@ def test_manifest_digest_reported_by_the_registry(registry_server):  # noqa: F81
 
 
 def test_the_errors_are_the_contracts():
-    import dockyard.drivers.registry as contract
+    import dockyard.plugin.contracts.registry as contract
 
     for error in (RegistryError, Unauthorized, NotFound, DigestMismatch, Unsupported, Unreachable):
         assert getattr(contract, error.__name__) is error

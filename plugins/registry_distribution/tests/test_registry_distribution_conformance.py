@@ -1,6 +1,6 @@
 """The distribution client against a real registry (Debian's docker-registry, distribution 2.8)."""
 
-from dockyard.testing.registry import RegistryClientSuite
+from dockyard.plugin.testing.registry import RegistryClientSuite
 
 
 class TestDistributionConformance(RegistryClientSuite):

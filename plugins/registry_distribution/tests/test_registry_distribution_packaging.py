@@ -6,7 +6,7 @@ import sys
 import dockyard_registry_distribution
 import pytest
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):

@@ -10,8 +10,7 @@ v2 hierarchy).
 import shutil
 from pathlib import Path
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_binary, need_root
+from dockyard.plugin import DriverContext, DriverSpec, first_failure, hookimpl, need_binary, need_root
 
 
 def hybrid_cgroups() -> bool:
@@ -36,7 +35,7 @@ def _why_not_crun() -> str | None:
 
 
 def _make(context: DriverContext):
-    from dockyard.drivers.runtime import RuntimeFailure
+    from dockyard.plugin import RuntimeFailure
 
     from dockyard_runtime_oci.driver import OciRuntime
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dockyard.drivers.runtime import ContainerNotFound, RuntimeFailure, RuntimeState
+from dockyard.plugin import ContainerNotFound, RuntimeFailure, RuntimeState
 
 # A runtime that does not answer in this time is stuck (a frozen cgroup, a hung mount).
 CALL_TIMEOUT = 60.0

@@ -1,7 +1,7 @@
 """runc and crun pass the runtime conformance suite (crun is skipped, with its probe's
 reason, where it cannot run: hybrid cgroup hosts)."""
 
-from dockyard.testing.runtime import RuntimeSuite
+from dockyard.plugin.testing.runtime import RuntimeSuite
 
 
 class TestRunc(RuntimeSuite):

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dockyard.drivers.runtime import ContainerNotFound, RuntimeFailure
-from dockyard.testing.runtime import RuntimeSuite
+from dockyard.plugin import ContainerNotFound, RuntimeFailure
+from dockyard.plugin.testing.runtime import RuntimeSuite
 from dockyard_runtime_oci.driver import OciRuntime, read_error_log
 
 

@@ -7,8 +7,7 @@ whether the data root's filesystem can hold overlay upper dirs (d_type, trusted 
 needs a test mount, which the factory makes and reports clearly.
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_filesystem, need_root
+from dockyard.plugin import DriverContext, DriverSpec, first_failure, hookimpl, need_filesystem, need_root
 
 
 def _why_not_here() -> str | None:

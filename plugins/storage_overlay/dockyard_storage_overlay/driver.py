@@ -28,9 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard import archive
-from dockyard.drivers.storage import LAYER_ID_PATTERN, Change
-from dockyard.plugin import DriverContext
+from dockyard.plugin import LAYER_ID_PATTERN, Change, DriverContext, archive
 
 from dockyard_storage_overlay import kernel
 

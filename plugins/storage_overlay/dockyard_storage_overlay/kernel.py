@@ -1,6 +1,6 @@
 """The overlay driver's few system calls: the overlay mount itself (made from a chosen
 directory, see mount_overlay); unmounting and reading the mount table are the core's
-(dockyard.mounts). Nothing here knows about layers."""
+(dockyard.plugin.mounts). Nothing here knows about layers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ctypes.util
 import os
 from pathlib import Path
 
-from dockyard import mounts
+from dockyard.plugin import mounts
 
 MS_RDONLY = 0x1
 

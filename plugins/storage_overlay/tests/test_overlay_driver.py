@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dockyard.plugin import DriverContext
-from dockyard.testing.storage import LayerTar, mounts_under
+from dockyard.plugin.testing.storage import LayerTar, mounts_under
 from dockyard_storage_overlay import kernel
 from dockyard_storage_overlay.driver import OverlayDriver
 

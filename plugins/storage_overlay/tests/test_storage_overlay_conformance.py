@@ -1,6 +1,6 @@
 """The overlay driver passes the storage conformance suite."""
 
-from dockyard.testing.storage import StorageDriverSuite
+from dockyard.plugin.testing.storage import StorageDriverSuite
 
 
 class TestOverlay(StorageDriverSuite):

@@ -5,8 +5,7 @@ used): plain directories and `cp -a`, no kernel feature needed. Its one gap in t
 storage contract is that a container's writable layer is a full copy of the image.
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import need_binary
+from dockyard.plugin import DriverContext, DriverSpec, hookimpl, need_binary
 
 
 def _why_not_here() -> str | None:

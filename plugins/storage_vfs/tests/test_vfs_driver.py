@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from dockyard.plugin import DriverContext
-from dockyard.testing.storage import LayerTar
+from dockyard.plugin.testing.storage import LayerTar
 from dockyard_storage_vfs.driver import VfsDriver
 
 

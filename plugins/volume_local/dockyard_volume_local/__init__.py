@@ -4,11 +4,10 @@ This module owns the plugin's face: the hook that offers the driver, its probe a
 factory. A volume is a directory under the driver's home, or, created with Docker's
 `type`/`device`/`o` options, a filesystem mounted there while containers use it. The work
 lives in driver.py (the contract's calls), options.py (what the options mean) and store.py
-(the directories and records); the system calls are the core's (dockyard.mounts).
+(the directories and records); the system calls are the core's (dockyard.plugin.mounts).
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_root
+from dockyard.plugin import DriverContext, DriverSpec, first_failure, hookimpl, need_root
 
 
 def _why_not_here() -> str | None:

@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dockyard import mounts as kernel
-from dockyard.drivers.volume import VolumeDriverError
-from dockyard.plugin import DriverContext
+from dockyard.plugin import DriverContext, VolumeDriverError
+from dockyard.plugin import mounts as kernel
 
 from .options import MountPlan, check_device, data_for_kernel, plan_mount, without_secrets
 from .store import VolumeStore, check_name

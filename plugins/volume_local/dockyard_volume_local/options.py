@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import mounts as kernel
-from dockyard.drivers.volume import VolumeDriverError
+from dockyard.plugin import VolumeDriverError
+from dockyard.plugin import mounts as kernel
 
 VALID_KEYS = ("type", "device", "o")
 # An option given alone is useless: each needs the ones listed (moby's mandatoryOpts).

@@ -1,4 +1,4 @@
-"""Where local volumes live on disk: dockyard.volume_records' directory per volume, with
+"""Where local volumes live on disk: dockyard.plugin.volume_records' directory per volume, with
 the data in `<home>/<name>/_data` (mode 0755, root's, like Docker's), made in the staged
 directory so a volume appears whole or not at all."""
 
@@ -8,8 +8,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dockyard.volume_records import VolumeRecords
-from dockyard.volume_records import check_name as _check_name
+from dockyard.plugin.volume_records import VolumeRecords
+from dockyard.plugin.volume_records import check_name as _check_name
 
 DATA_DIR = "_data"
 

@@ -4,7 +4,7 @@ directory, and tmpfs mounts made with Docker's type/device/o options."""
 from pathlib import Path
 
 import pytest
-from dockyard.testing.volume import VolumeDriverSuite
+from dockyard.plugin.testing.volume import VolumeDriverSuite
 
 pytestmark = pytest.mark.root
 

@@ -1,8 +1,8 @@
 """Docker's local-driver options, checked without mounting anything (no root needed)."""
 
 import pytest
-from dockyard import mounts as kernel
-from dockyard.drivers.volume import VolumeDriverError
+from dockyard.plugin import VolumeDriverError
+from dockyard.plugin import mounts as kernel
 from dockyard_volume_local.options import data_for_kernel, plan_mount, without_secrets
 from dockyard_volume_local.store import check_name
 

@@ -7,7 +7,7 @@ import sys
 import dockyard_volume_local
 import pytest
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):
@@ -26,7 +26,7 @@ def test_the_probe_passes_as_root():
 
 
 def test_the_probe_names_missing_root(monkeypatch):
-    monkeypatch.setattr("dockyard.probes.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("dockyard.plugin.probes.os.geteuid", lambda: 1000)
     reason = _spec().probe()
     assert reason is not None and "needs root" in reason
 

@@ -4,13 +4,13 @@
 
 This module owns the plugin's face: the hook that offers the driver, its probe and the
 factory. A volume's tmpfs is mounted while the volume exists, so containers share its
-content; the volume survives a reboot but its content does not. The work lives in driver.py
-(the contract's calls), options.py (size, mode, uid, gid) and dockyard.volume_records (the records); the
-system calls are the core's (dockyard.mounts).
+content; the volume survives a reboot but its content does not. The work lives in
+driver.py (the contract's calls), options.py (size, mode, uid, gid) and
+dockyard.plugin.volume_records (the records); the system calls are the core's
+(dockyard.plugin.mounts).
 """
 
-from dockyard.plugin import DriverContext, DriverSpec, hookimpl
-from dockyard.probes import first_failure, need_filesystem, need_root
+from dockyard.plugin import DriverContext, DriverSpec, first_failure, hookimpl, need_filesystem, need_root
 
 
 def _why_not_here() -> str | None:

@@ -20,10 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dockyard import mounts as kernel
-from dockyard.drivers.volume import VolumeDriverError
-from dockyard.plugin import DriverContext
-from dockyard.volume_records import VolumeRecords, check_name
+from dockyard.plugin import DriverContext, VolumeDriverError
+from dockyard.plugin import mounts as kernel
+from dockyard.plugin.volume_records import VolumeRecords, check_name
 
 from .options import TmpfsOptions, parse_options
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dockyard.drivers.volume import VolumeDriverError
+from dockyard.plugin import VolumeDriverError
 
 VALID_KEYS = ("size", "mode", "uid", "gid")
 DEFAULT_MODE = 0o1777  # the kernel's default for a tmpfs root, and what Docker's --tmpfs gives

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from dockyard.testing.volume import VolumeDriverSuite
+from dockyard.plugin.testing.volume import VolumeDriverSuite
 
 pytestmark = pytest.mark.root
 

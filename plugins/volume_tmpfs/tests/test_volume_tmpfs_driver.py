@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dockyard.drivers.volume import VolumeDriverError
-from dockyard.testing.volume import VolumeDriverSuite, filesystem_type_at, mounts_under
+from dockyard.plugin import VolumeDriverError
+from dockyard.plugin.testing.volume import VolumeDriverSuite, filesystem_type_at, mounts_under
 
 pytestmark = pytest.mark.root
 
@@ -125,7 +125,7 @@ class TestTmpfsDriver:
         def refuse(source, destination):
             raise OSError(errno.EIO, "disk on fire")
 
-        monkeypatch.setattr("dockyard.volume_records.os.rename", refuse)
+        monkeypatch.setattr("dockyard.plugin.volume_records.os.rename", refuse)
         with pytest.raises(OSError, match="disk on fire"):
             driver.create("doomed", {"size": "1m"})
         monkeypatch.undo()

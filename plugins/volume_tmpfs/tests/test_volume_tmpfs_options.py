@@ -1,8 +1,8 @@
 """The tmpfs driver's options, checked without mounting anything (no root needed)."""
 
 import pytest
-from dockyard.drivers.volume import VolumeDriverError
-from dockyard.volume_records import check_name
+from dockyard.plugin import VolumeDriverError
+from dockyard.plugin.volume_records import check_name
 from dockyard_volume_tmpfs.options import TmpfsOptions, parse_options, parse_size
 
 

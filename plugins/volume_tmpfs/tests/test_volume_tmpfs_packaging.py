@@ -7,7 +7,7 @@ import sys
 import dockyard_volume_tmpfs
 import pytest
 from dockyard.plugin import DriverSpec
-from dockyard.testing.packaging import PluginDistributionSuite
+from dockyard.plugin.testing.packaging import PluginDistributionSuite
 
 
 class TestPackaging(PluginDistributionSuite):
@@ -26,7 +26,7 @@ def test_the_probe_passes_as_root_with_tmpfs():
 
 
 def test_the_probe_names_missing_root(monkeypatch):
-    monkeypatch.setattr("dockyard.probes.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("dockyard.plugin.probes.os.geteuid", lambda: 1000)
     reason = _spec().probe()
     assert reason is not None and "needs root" in reason
 
@@ -34,8 +34,8 @@ def test_the_probe_names_missing_root(monkeypatch):
 def test_the_probe_names_a_kernel_without_tmpfs(monkeypatch, tmp_path):
     filesystems = tmp_path / "filesystems"
     filesystems.write_text("nodev\tsysfs\nnodev\tproc\n\text4\n")
-    monkeypatch.setattr("dockyard.probes.os.geteuid", lambda: 0)
-    monkeypatch.setattr("dockyard.probes.Path", lambda path: filesystems)
+    monkeypatch.setattr("dockyard.plugin.probes.os.geteuid", lambda: 0)
+    monkeypatch.setattr("dockyard.plugin.probes.Path", lambda path: filesystems)
     reason = _spec().probe()
     assert reason is not None and "no tmpfs filesystem" in reason
 

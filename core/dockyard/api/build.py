@@ -1,0 +1,120 @@
+"""The build route: `POST /build`, Docker's classic builder API (what `DOCKER_BUILDKIT=0
+docker build` and docker-py's `images.build` call).
+
+HTTP only: the query is read into BuildOptions (tolerating the empty `[]`, `{}` and
+`null` values clients send), the context tar is unpacked into a private directory,
+and the builder's messages are streamed back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from dockyard.api.images import progress_stream
+from dockyard.api.router import Router
+from dockyard.api.server import Request, StreamResponse
+from dockyard.builder.builder import BuildOptions
+from dockyard.builder.context import extract_context
+from dockyard.daemon.engine import Engine
+from dockyard.errors import InvalidParameter, Unavailable
+from dockyard.formats.registry_auth import credentials_from_auth_config, registry_host
+
+
+def _json_arg(request: Request, name: str, kind: type):
+    text = request.arg(name)
+    if text in (None, "", "null"):
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidParameter(f"invalid {name}: {text!r} is not JSON") from None
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise InvalidParameter(f"invalid {name}: expected a JSON {kind.__name__}")
+    return value
+
+
+def _registry_config(header: str | None) -> dict:
+    """X-Registry-Config: base64url JSON of {registry: AuthConfig}; undecodable means none."""
+    if not header:
+        return {}
+    try:
+        configs = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(configs, dict):
+        return {}
+    credentials = {}
+    for server, config in configs.items():
+        found = credentials_from_auth_config(config)
+        if found is not None:
+            credentials[registry_host(str(server))] = found
+    return credentials
+
+
+def register(router: Router, engine: Engine) -> None:
+    @router.post("/build")
+    def build(request: Request) -> StreamResponse:
+        builder = engine.builder
+        if builder is None:
+            raise Unavailable("building needs a storage driver and a runtime: "
+                              + "; ".join(engine.warnings))
+        if request.arg("remote"):
+            raise InvalidParameter("building from a remote context (a git repository or URL) is not "
+                                   "supported: send the context as a tar")
+        if request.arg("version") == "2":
+            raise InvalidParameter("BuildKit is not supported by dockyard: build with the classic "
+                                   "builder (DOCKER_BUILDKIT=0)")
+        build_args = _json_arg(request, "buildargs", dict)
+        options = BuildOptions(
+            tags=[t for t in request.args("t") if t],
+            dockerfile=request.arg("dockerfile") or "",
+            target=request.arg("target") or "",
+            build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+            labels={str(k): str(v) for k, v in _json_arg(request, "labels", dict).items()},
+            no_cache=request.flag("nocache"),
+            pull=request.flag("pull"),
+            quiet=request.flag("q"),
+            remove=request.flag("rm", True),
+            force_remove=request.flag("forcerm"),
+            network_mode=request.arg("networkmode") or "",
+            cache_from=[str(n) for n in _json_arg(request, "cachefrom", list)],
+            platform=request.arg("platform") or "",
+            credentials=_registry_config(request.headers.get("X-Registry-Config")),
+        )
+        context = Path(tempfile.mkdtemp(prefix="context-", dir=engine.images.tmp_dir))
+        try:
+            extract_context(request.body, context)
+            messages = builder.build(context, options)
+        except BaseException:
+            _remove_soon(context)
+            raise
+        return progress_stream(_removing(context, messages))
+
+
+def _removing(context: Path, messages: Iterator[dict]) -> Iterator[dict]:
+    try:
+        yield from messages
+    finally:
+        _remove_soon(context)
+
+
+def _remove_soon(context: Path) -> None:
+    """Delete the context after the answer: renamed at once (so a finished build leaves
+    no context directory), deleted on a thread. What a crash interrupts, the next start's
+    image-store recovery deletes with the rest of its tmp directory."""
+    doomed = context.with_name(".gone-" + context.name)
+    try:
+        context.rename(doomed)
+    except OSError:
+        doomed = context
+    threading.Thread(target=shutil.rmtree, args=(doomed,), kwargs={"ignore_errors": True},
+                     name="context-removal", daemon=True).start()
