@@ -1,1 +1,2 @@
-"""Drivers small enough to ship inside the core, registered like any plugin."""
+"""Drivers small enough to ship inside the core, registered like any plugin: they import
+only `dockyard.plugin`, as a third-party driver would."""
