@@ -2,6 +2,8 @@
 
 Managers raise these with messages written for the person at the shell (Docker's
 wording where Docker has one); anything else escaping a handler is a bug and becomes 500.
+Everyone in the core may import this module: managers and formats raise these, the API
+maps them.
 """
 
 
