@@ -1,6 +1,6 @@
 """Reading a container's json-file log: rotated files in order, since/until/tail, follow.
 
-The monitor writes the files (see dockyard.monitor.JsonFileLog); this module only reads
+The monitor writes the files (see dockyard.monitor.jsonlog); this module only reads
 them, so `docker logs` works whether the daemon was up when the lines were written or not.
 """
 

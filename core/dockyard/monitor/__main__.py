@@ -3,7 +3,8 @@
 
 import sys
 
-from dockyard.monitor.process import Monitor, serve_zygote
+from dockyard.monitor.process import Monitor
+from dockyard.monitor.zygote import serve_zygote
 
 if len(sys.argv) == 3 and sys.argv[1] == "--zygote":
     serve_zygote(sys.argv[2])

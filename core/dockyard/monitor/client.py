@@ -18,13 +18,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dockyard.monitor import process as monitor_protocol
+from dockyard.monitor import protocol
 
-STDOUT, STDERR, EXIT = monitor_protocol.STDOUT, monitor_protocol.STDERR, monitor_protocol.EXIT
+STDOUT, STDERR, EXIT = protocol.STDOUT, protocol.STDERR, protocol.EXIT
 
 
 class MonitorError(Exception):
     pass
+
+
+def spawn(zygote_socket: str, state_dir: str, timeout: float = 10) -> None:
+    """Ask the zygote for a monitor on `state_dir`; returns once it has been forked."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(zygote_socket)
+        sock.sendall(json.dumps({"state_dir": state_dir}).encode() + b"\n")
+        reply = json.loads(sock.makefile("rb").readline() or b"{}")
+    if not reply.get("ok"):
+        raise OSError(reply.get("error") or "the monitor zygote did not answer")
 
 
 class Zygote:
@@ -65,7 +76,7 @@ class Zygote:
     def spawn(self, state_dir: Path) -> None:
         self.ensure()
         try:
-            monitor_protocol.spawn(str(self.socket_path), str(state_dir))
+            spawn(str(self.socket_path), str(state_dir))
         except OSError as exc:
             raise MonitorError(f"cannot start a container monitor: {exc}") from None
 
