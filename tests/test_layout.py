@@ -44,8 +44,8 @@ def imports_of(path: Path, package_root: Path) -> set[str]:
             found.add(module)
             for alias in node.names:
                 candidate = f"{module}.{alias.name}"
-                relative = Path(*candidate.split(".")[1:])
-                if (package_root / relative).is_dir() or (package_root / relative).with_suffix(".py").exists():
+                place = package_root.joinpath(*candidate.split(".")[1:])
+                if place.is_dir() or place.with_suffix(".py").exists():
                     found.add(candidate)
     return found
 
@@ -142,7 +142,8 @@ def test_driver_packages_import_only_the_plugin_surface(package):
 
 def test_the_example_plugin_needs_nothing_but_the_face():
     example = REPO / "tests/plugins/example_netplugin/dockyard_example_netplugin"
-    used = {t for path in example.rglob("*.py") for t in imports_of(path, example) if t.startswith("dockyard.")}
+    used = {target for path in example.rglob("*.py") for target in imports_of(path, example)
+            if target.startswith("dockyard.")}
     assert used == {"dockyard.plugin"}
 
 

@@ -442,7 +442,7 @@ def register(router: Router, engine: Engine) -> None:
             except (Conflict, NotFound):
                 return  # the start failed or the container went: the start call reports why
             _Attachment(client, reader, monitor, tty, want_stdin, detach_keys,
-                        on_detach=lambda: containers()._event(container, "detach")).run()
+                        on_detach=lambda: containers().event(container, "detach")).run()
 
         return HijackResponse(session, RAW if tty else MULTIPLEXED)
 
@@ -498,7 +498,7 @@ def register(router: Router, engine: Engine) -> None:
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
         titles, rows = top_processes(container.state.Pid, request.arg("ps_args") or "-ef")
-        containers()._event(container, "top")
+        containers().event(container, "top")
         return json_response({"Titles": titles, "Processes": rows})
 
     @router.post("/containers/{id}/update")

@@ -55,7 +55,7 @@ def export(manager, container: Container) -> Iterator[bytes]:
 
     with mounted(manager, container) as rootfs:
         yield from tar_directory(rootfs)
-    manager._event(container, "export")
+    manager.event(container, "export")
 
 
 def _go_mode(mode: int) -> int:
@@ -148,7 +148,7 @@ def get_archive(manager, container: Container, path: str) -> tuple[dict, Iterato
         finally:
             mount.__exit__(None, None, None)
 
-    manager._event(container, "archive-path", path=path)
+    manager.event(container, "archive-path", path=path)
     return info, chunks()
 
 
@@ -169,7 +169,7 @@ def put_archive(manager, container: Container, path: str, stream: BinaryIO,
             apply_layer(decompressed(stream), target, whiteouts="delete")
         except UnsafeArchive as exc:
             raise InvalidParameter(f"refusing the archive: {exc}") from None
-    manager._event(container, "extract-to-dir", path=path)
+    manager.event(container, "extract-to-dir", path=path)
 
 
 class ChunkReader:
@@ -238,5 +238,5 @@ def commit(manager, container: Container, repo: str | None, tag: str | None, com
     finally:
         if paused_here:
             manager.unpause(container.id)
-    manager._event(container, "commit", comment=comment)
+    manager.event(container, "commit", comment=comment)
     return record.id

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 
+from dockyard.containers.exec import exec_process
 from dockyard.monitor.client import EXIT, MonitorError, read_frames
 
 DEFAULT_INTERVAL = 30.0
@@ -37,8 +38,8 @@ def run_probe(manager, container, command: list[str], timeout: float) -> tuple[i
     monitor_dir = manager.monitor_directory(container)
     process_file = monitor_dir / f"{probe_id}-process.json"
     pid_file = monitor_dir / f"{probe_id}.pid"
-    process_file.write_text(json.dumps(manager._exec_process(container, {"Cmd": command}, tty=False)))
-    runtime = manager._runtime(container)
+    process_file.write_text(json.dumps(exec_process(manager, container, {"Cmd": command}, tty=False)))
+    runtime = manager.runtime(container)
     argv = runtime.exec_command(container.id, process_file, pid_file)
     request = {"op": "exec", "id": probe_id, "argv": argv, "pid_file": str(pid_file), "tty": False,
                "stdin": False}
@@ -108,6 +109,6 @@ def watch(manager, container, stop: threading.Event) -> None:
             health["FailingStreak"] = int(health.get("FailingStreak", 0)) + 1
             if health["FailingStreak"] >= retries:
                 health["Status"] = "unhealthy"
-        manager._save(container)
+        manager.save(container)
         if health["Status"] != previous:
-            manager._event(container, f"health_status: {health['Status']}")
+            manager.event(container, f"health_status: {health['Status']}")
