@@ -241,6 +241,8 @@ class Engine:
     def _missing_kind_warnings(self) -> list[str]:
         warnings = []
         for kind in DRIVER_KINDS:
+            if kind == "store":  # wanted only by a daemon with a --cluster-store
+                continue
             if kind == "network":
                 if "bridge" not in self.drivers["network"]:
                     warnings.append(self._missing_message("network", "bridge"))

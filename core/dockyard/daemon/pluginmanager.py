@@ -40,6 +40,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     "volume": {"local": "dockyard-volume-local", "tmpfs": "dockyard-volume-tmpfs"},
     "registry": {"distribution": "dockyard-registry-distribution"},
     "runtime": {"runc": "dockyard-runtime-oci", "crun": "dockyard-runtime-oci"},
+    "store": {"etcd": "dockyard-store-etcd"},
 }
 
 _HOOK_KINDS = {f"dockyard_{kind}_drivers": kind for kind in DRIVER_KINDS}

@@ -16,7 +16,7 @@ between releases. The names are re-exported from the modules beside this one:
   and what the engine hands its factories);
 - `hookspecs`: the hooks, one per driver kind; their docstrings are the contract;
 - `contracts`: one `typing.Protocol` per driver kind and the errors a driver raises
-  (`contracts.storage`, `.network`, `.volume`, `.registry`, `.runtime`);
+  (`contracts.storage`, `.network`, `.volume`, `.registry`, `.runtime`, `.store`);
 - `probes`: building blocks for a spec's `probe`;
 - kernel helpers: `mounts` (mount(2) and mountinfo), `netns` (work inside a network
   namespace), `archive` (OCI layer tars in and out), `volume_records` (a directory per
@@ -49,6 +49,9 @@ _EXPORTS = {
     # `from dockyard.plugin.contracts import registry`, then `registry.NotFound`.
     "dockyard.plugin.contracts.registry": ("Credentials", "Manifest", "RegistryClient", "RegistryError"),
     "dockyard.plugin.contracts.runtime": ("ContainerNotFound", "Runtime", "RuntimeFailure", "RuntimeState"),
+    "dockyard.plugin.contracts.store": (
+        "ClusterStore", "RevisionCompacted", "StoreEntry", "StoreError", "StoreEvent", "StoreUnavailable",
+        "StoreWatch"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("archive", "contracts", "hookspecs", "mounts", "netns", "probes", "testing",
@@ -84,6 +87,15 @@ if TYPE_CHECKING:
     from dockyard.plugin.contracts.registry import Credentials, Manifest, RegistryClient, RegistryError
     from dockyard.plugin.contracts.runtime import ContainerNotFound, Runtime, RuntimeFailure, RuntimeState
     from dockyard.plugin.contracts.storage import LAYER_ID_PATTERN, Change, StorageDriver
+    from dockyard.plugin.contracts.store import (
+        ClusterStore,
+        RevisionCompacted,
+        StoreEntry,
+        StoreError,
+        StoreEvent,
+        StoreUnavailable,
+        StoreWatch,
+    )
     from dockyard.plugin.contracts.volume import VolumeDriver, VolumeDriverError
     from dockyard.plugin.descriptors import (
         DRIVER_KINDS,

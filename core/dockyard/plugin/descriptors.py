@@ -30,7 +30,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # The kinds of driver the engine knows, in the order `dockyard plugins` lists them.
-DRIVER_KINDS = ("storage", "network", "volume", "registry", "runtime")
+DRIVER_KINDS = ("storage", "network", "volume", "registry", "runtime", "store")
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 

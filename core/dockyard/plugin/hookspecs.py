@@ -70,3 +70,17 @@ def dockyard_runtime_drivers() -> Iterable[DriverSpec]:
     the supported one with the highest priority. A probe must catch setups the runtime
     cannot work with (missing binary, unusable cgroup layout) before the first `run`.
     """
+
+
+@hookspec
+def dockyard_store_drivers() -> Iterable[DriverSpec]:
+    """Cluster stores: where daemons of one cluster keep what they share.
+
+    The factory returns an object satisfying `dockyard.plugin.contracts.store.ClusterStore`.
+    A store is built only when the daemon has a `--cluster-store URL`, and the URL's
+    scheme names the driver (`etcd://h1:2379,h2:2379/prefix` selects `etcd`). The
+    factory's `context.options` hold `endpoints` (comma-separated `host:port`), `prefix`
+    (the URL's path, default `dockyard`) and the daemon's `cluster-store-opts`
+    (`kv.cacertfile`, `kv.certfile`, `kv.keyfile` for TLS). The factory must not fail
+    when the store is down: the daemon starts without it and joins once it answers.
+    """
