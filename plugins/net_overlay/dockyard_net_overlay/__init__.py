@@ -1,7 +1,7 @@
 """dockyard-net-overlay: the `overlay` network driver (VXLAN across hosts, etcd state).
 
-Multi-host overlay networking has no issue of its own yet; until it is built the probe
-says so.
+Issue #14 builds it; until the data plane lands the probe says so. The state several
+daemons share goes through the cluster store contract (`dockyard.plugin.contracts.store`).
 """
 
 from dockyard.plugin import (
@@ -14,7 +14,7 @@ from dockyard.plugin import (
     unfinished,
 )
 
-_UNFINISHED = unfinished("the multi-host overlay network driver", "a later issue (none filed yet)")
+_UNFINISHED = unfinished("the multi-host overlay network driver", "issue #14")
 
 
 def _why_not_here() -> str | None:
