@@ -168,8 +168,20 @@ def info_payload(engine: Engine) -> dict:
         "InitCommit": {"ID": ""},
         "SecurityOptions": [],
         "CDISpecDirs": [],
-        "Warnings": [f"WARNING: {warning}" for warning in engine.warnings],
+        # Docker 1.12-19.03 had the first two; the docker CLI no longer prints them
+        "ClusterStore": engine.cluster.store_url if engine.cluster else "",
+        "ClusterAdvertise": engine.cluster.address if engine.cluster else "",
+        "ClusterStatus": engine.cluster.status() if engine.cluster else None,
+        "Warnings": [f"WARNING: {warning}" for warning in engine.warnings + _cluster_warnings(engine)],
     }
+
+
+def _cluster_warnings(engine: Engine) -> list[str]:
+    cluster = engine.cluster
+    if cluster is None or cluster.state != "unreachable":
+        return []
+    return [f"cluster store {cluster.store_url} is unreachable ({cluster.error}): local networks work; "
+            "global networks wait for it"]
 
 
 def _container_counts(engine: Engine) -> dict:

@@ -85,6 +85,15 @@ def info(ctx: click.Context, output_format: str | None) -> None:
     if data.get("Labels"):
         lines.append(" Labels:")
         lines += [f"  {label}" for label in data["Labels"]]
+    cluster = data.get("ClusterStatus")
+    if cluster:
+        lines += [f" Cluster Store: {data.get('ClusterStore', '')}",
+                  f" Cluster Advertise: {data.get('ClusterAdvertise', '')}",
+                  f"  State: {cluster.get('State', '')}"]
+        peers = cluster.get("Peers") or []
+        lines.append(f"  Peers: {len(peers)}")
+        lines += [f"   {peer.get('Name', '')} {peer.get('Address', '')}"
+                  + ("  (this host)" if peer.get("ID") == cluster.get("NodeID") else "") for peer in peers]
     click.echo("\n".join(lines))
     for warning in data.get("Warnings") or []:
         click.echo(warning, err=True)

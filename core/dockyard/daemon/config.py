@@ -52,6 +52,10 @@ class DaemonConfig:
     max_concurrent_uploads: int = 5
     bridge: str = "dockyard0"  # the default bridge network's Linux bridge (Docker's docker0)
     bip: str = ""  # its address and subnet, e.g. 172.17.0.1/16; empty: the first free pool
+    # a multi-host cluster: the store its daemons share, and the address others reach this one at
+    cluster_store: str = ""  # SCHEME://HOST:PORT[,HOST:PORT...][/PREFIX], e.g. etcd://10.0.0.1:2379
+    cluster_advertise: str = ""  # ADDRESS or INTERFACE, optionally :PORT (Docker's form)
+    cluster_store_opts: list[str] = field(default_factory=list)  # key=value: kv.cacertfile, discovery.ttl
 
     @property
     def data_root_path(self) -> Path:
@@ -66,6 +70,31 @@ class DaemonConfig:
 
     def registry_options(self) -> dict[str, str]:
         return _key_values(self.registry_opts, "registry option")
+
+    def cluster_store_options(self) -> dict[str, str]:
+        return _key_values(self.cluster_store_opts, "cluster store option")
+
+    def cluster_store_url(self) -> ClusterStoreURL | None:
+        return parse_cluster_store(self.cluster_store) if self.cluster_store else None
+
+
+@dataclass(frozen=True)
+class ClusterStoreURL:
+    scheme: str  # the store driver's name
+    endpoints: tuple[str, ...]
+    prefix: str
+
+
+def parse_cluster_store(url: str) -> ClusterStoreURL:
+    """`etcd://h1:2379,h2:2379/team` -> etcd, (h1:2379, h2:2379), "team"."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigError(f"--cluster-store {url!r} must look like etcd://HOST:PORT[,HOST:PORT...][/PREFIX]")
+    hosts, _, prefix = rest.partition("/")
+    endpoints = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    if not endpoints:
+        raise ConfigError(f"--cluster-store {url!r} names no endpoint: give HOST:PORT after {scheme}://")
+    return ClusterStoreURL(scheme.lower(), endpoints, prefix.strip("/") or "dockyard")
 
 
 def _key_values(items: list[str], what: str) -> dict[str, str]:
@@ -91,6 +120,8 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, list):
         if isinstance(value, str):
             value = [value]
+        elif isinstance(value, dict):  # daemon.json's map form: {"kv.cacertfile": "..."}
+            value = [f"{k}={v}" for k, v in value.items()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"'{key}' must be a list of strings, not {value!r}")
     elif not isinstance(value, str):
@@ -156,6 +187,14 @@ def build_config(config_file: str, config_file_given: bool, flags: dict[str, Any
             raise ConfigError(f"--{attr.replace('_', '-')} must be an absolute path, not {value!r}")
     config.storage_options()  # validates key=value early
     config.registry_options()
+    config.cluster_store_options()
+    if config.cluster_advertise and not config.cluster_store:
+        raise ConfigError("--cluster-advertise needs --cluster-store: the store the cluster's daemons share")
+    if config.cluster_store:
+        config.cluster_store_url()
+        if not config.cluster_advertise:
+            raise ConfigError("--cluster-store needs --cluster-advertise ADDRESS (or INTERFACE): the address "
+                              "the cluster's other hosts reach this one at")
     if not config.bridge or len(config.bridge) > 15 or "/" in config.bridge or " " in config.bridge:
         raise ConfigError(f"--bridge {config.bridge!r} is not a valid interface name (1 to 15 characters, "
                           "no '/' or space)")

@@ -49,6 +49,7 @@ class Engine:
         self.volumes = None  # a VolumeManager once the volume drivers run
         self.registries = None  # a RegistryService once storage and a registry client run
         self.builder = None  # a Builder once images and containers exist
+        self.cluster = None  # a ClusterMembership when the daemon has a --cluster-store
         self._lock = threading.Lock()
 
     # -- start-up ------------------------------------------------------------------
@@ -61,8 +62,12 @@ class Engine:
             storage = self._select_storage()
             registry = self.plugins.select("registry", self.config.registry_driver or None)
             runtime = self.plugins.select("runtime", self.config.default_runtime or None)
+            store = self._select_cluster_store()
         except PluginError as exc:
             raise EngineStartError(str(exc)) from None
+
+        if store is not None:
+            self.cluster = self._cluster_membership(store)
 
         if storage is not None:
             driver = self._build(storage)
@@ -102,9 +107,33 @@ class Engine:
             self.containers.restore()
         if self.builder is not None:
             self.builder.sweep()
+        if self.cluster is not None:
+            self.cluster.start()
         self.warnings = self._missing_kind_warnings()
         for warning in self.warnings:
             log.warning("%s", warning)
+
+    def _select_cluster_store(self) -> DriverSpec | None:
+        url = self.config.cluster_store_url()
+        if url is None:
+            return None
+        try:
+            return self.plugins.select("store", url.scheme)
+        except PluginError as exc:
+            raise PluginError(f"--cluster-store {self.config.cluster_store}: {exc}") from None
+
+    def _cluster_membership(self, spec: DriverSpec):
+        from dockyard.daemon.cluster import ClusterConfigError, ClusterMembership, resolve_advertise
+
+        try:
+            address = resolve_advertise(self.config.cluster_advertise)
+            store = self._build(spec)
+            membership = ClusterMembership(store, self.config.cluster_store_url(), self.daemon_id,
+                                           hostinfo.hostname(), address, self.config.cluster_store_options(),
+                                           self.config.exec_root_path)
+        except ClusterConfigError as exc:
+            raise EngineStartError(str(exc)) from None
+        return membership  # started last in start(): a start that fails registers nothing
 
     def _network_manager(self):
         from dockyard.networks.dns import EmbeddedDns
@@ -208,6 +237,10 @@ class Engine:
             options = self.config.storage_options()
         elif spec.kind == "registry":
             options = self._registry_options()
+        elif spec.kind == "store":
+            url = self.config.cluster_store_url()
+            options = {**self.config.cluster_store_options(), "endpoints": ",".join(url.endpoints),
+                       "prefix": url.prefix}
         context = DriverContext(
             kind=spec.kind,
             name=spec.name,
@@ -303,6 +336,9 @@ class Engine:
                             {"name": hostinfo.hostname(), "labels": ",".join(config.labels)})
 
     def shutdown(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()  # the lease is left to expire: see daemon.cluster
+            self.cluster.store.close()
         if self.registries is not None:
             self.registries.close()
         if self.containers is not None:

@@ -280,6 +280,10 @@ def _reload(engine, reload_config) -> None:
               help="Layer downloads at once, across all pulls (default 3).")
 @click.option("--max-concurrent-uploads", type=int, default=None,
               help="Layer uploads at once per push (default 5).")
+@click.option("--cluster-store", help="Store shared by a cluster's daemons: etcd://HOST:PORT[,...][/PREFIX].")
+@click.option("--cluster-advertise", help="Address (or interface) other hosts reach this one at.")
+@click.option("--cluster-store-opt", "cluster_store_opts", multiple=True,
+              help="Cluster store option key=value (kv.cacertfile, kv.certfile, kv.keyfile, discovery.ttl).")
 @click.option("--config-file", default=None, help=f"YAML configuration (default {DEFAULT_CONFIG_FILE}).")
 @click.option("-l", "--log-level", type=click.Choice(list(_LOG_LEVELS)), default=None)
 @click.option("-D", "--debug", is_flag=True, default=None, help="Debug logging.")

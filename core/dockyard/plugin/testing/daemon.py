@@ -24,6 +24,7 @@ class DaemonProcess:
     root: Path
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    netns: str | None = None  # a named network namespace to run in (a test "host"), else this one
     process: subprocess.Popen | None = None
 
     @property
@@ -64,7 +65,8 @@ class DaemonProcess:
             config.write_text("")  # never pick up the host's /etc/dockyard/daemon.yaml
         bridge = [] if any(a in ("-b", "--bridge") or a.startswith("--bridge=") for a in self.extra_args) \
             else ["--bridge", self.bridge_name]
-        return [sys.executable, "-m", "dockyard.daemon", "-H", self.host,
+        inside = ["nsenter", f"--net=/run/netns/{self.netns}", "--"] if self.netns else []
+        return [*inside, sys.executable, "-m", "dockyard.daemon", "-H", self.host,
                 "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                 "--pidfile", str(self.pidfile), "--config-file", str(config),
                 *bridge, *self.extra_args]
@@ -89,7 +91,7 @@ class DaemonProcess:
         from dockyard.plugin import DriverContext
 
         records = sorted((self.data_root / "networks").glob("*.json"))
-        if not records:
+        if not records or self.netns:  # a host's namespace takes its networks along when deleted
             return
         plugins = PluginManager().load_all()
         drivers = {}
