@@ -20,7 +20,7 @@ between releases. The names are re-exported from the modules beside this one:
 - `probes`: building blocks for a spec's `probe`;
 - kernel helpers: `mounts` (mount(2) and mountinfo), `netns` (work inside a network
   namespace), `archive` (OCI layer tars in and out), `volume_records` (a directory per
-  volume);
+  volume); `following` (a cluster store prefix, kept current by list and watch);
 - `testing`: the conformance kit, one suite per driver kind, and the pytest fixtures.
 
 Names load on first use, so importing this package costs nothing until a driver uses
@@ -43,18 +43,19 @@ _EXPORTS = {
         "unfinished"),
     "dockyard.plugin.contracts.storage": ("LAYER_ID_PATTERN", "Change", "StorageDriver"),
     "dockyard.plugin.contracts.network": (
-        "EndpointSpec", "Ipam", "NetworkDriver", "NetworkDriverError", "NetworkSpec", "PortBinding"),
+        "EndpointSpec", "GlobalNetworkAllocator", "Ipam", "NetworkDriver", "NetworkDriverError",
+        "NetworkSpec", "PortBinding"),
     "dockyard.plugin.contracts.volume": ("VolumeDriver", "VolumeDriverError"),
     # The registry's other errors (NotFound, Unauthorized...) keep their module's names:
     # `from dockyard.plugin.contracts import registry`, then `registry.NotFound`.
     "dockyard.plugin.contracts.registry": ("Credentials", "Manifest", "RegistryClient", "RegistryError"),
     "dockyard.plugin.contracts.runtime": ("ContainerNotFound", "Runtime", "RuntimeFailure", "RuntimeState"),
     "dockyard.plugin.contracts.store": (
-        "ClusterStore", "RevisionCompacted", "StoreEntry", "StoreError", "StoreEvent", "StoreUnavailable",
-        "StoreWatch"),
+        "ClusterNode", "ClusterStore", "RevisionCompacted", "StoreEntry", "StoreError", "StoreEvent",
+        "StoreUnavailable", "StoreWatch"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("archive", "contracts", "hookspecs", "mounts", "netns", "probes", "testing",
+_SUBMODULES = ("archive", "contracts", "following", "hookspecs", "mounts", "netns", "probes", "testing",
                "volume_records")
 
 __all__ = sorted(_HOME) + list(_SUBMODULES)
@@ -78,6 +79,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from dockyard.plugin.contracts.network import (
         EndpointSpec,
+        GlobalNetworkAllocator,
         Ipam,
         NetworkDriver,
         NetworkDriverError,
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from dockyard.plugin.contracts.runtime import ContainerNotFound, Runtime, RuntimeFailure, RuntimeState
     from dockyard.plugin.contracts.storage import LAYER_ID_PATTERN, Change, StorageDriver
     from dockyard.plugin.contracts.store import (
+        ClusterNode,
         ClusterStore,
         RevisionCompacted,
         StoreEntry,

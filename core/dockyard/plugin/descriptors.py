@@ -47,7 +47,10 @@ class DriverContext:
     `home` is a directory that belongs to this driver alone (it exists when the
     factory runs); `exec_root` is for runtime state that must not survive a reboot
     (sockets, pid files); `options` are the user's `--storage-opt`-style settings,
-    already parsed into a mapping of strings.
+    already parsed into a mapping of strings. `cluster` is the daemon's place in a
+    multi-host cluster (a `dockyard.plugin.contracts.store.ClusterNode`: the shared
+    store, this node's id, address and lease), None for a daemon without
+    `--cluster-store`; network drivers of global scope need it.
     """
 
     kind: str
@@ -56,6 +59,7 @@ class DriverContext:
     exec_root: Path
     options: Mapping[str, str] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("dockyard.driver"))
+    cluster: Any = None
 
 
 @dataclass(frozen=True)

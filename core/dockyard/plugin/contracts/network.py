@@ -98,6 +98,21 @@ class NetworkDriver(Protocol):
 
 
 @runtime_checkable
+class GlobalNetworkAllocator(Protocol):
+    """Optional, for drivers of scope "global": what must be unique across the cluster.
+
+    The engine calls `allocate_network` once per network, on the host where the user
+    creates it, before any host's `create_network`; the options it returns (a VXLAN id,
+    say) are stored in the network's record and reach `create_network` on every host.
+    `free_network` is called once, on the host where the network is removed, after
+    every host's endpoints are gone. Both use the store of `DriverContext.cluster`."""
+
+    def allocate_network(self, network: NetworkSpec) -> Mapping[str, str]: ...
+
+    def free_network(self, network: NetworkSpec) -> None: ...
+
+
+@runtime_checkable
 class Ipam(Protocol):
     """Address management for one address space."""
 

@@ -103,3 +103,22 @@ class ClusterStore(Protocol):
 
     def close(self) -> None:
         """Release connections; watches still open end."""
+
+
+@runtime_checkable
+class ClusterNode(Protocol):
+    """This daemon's place in its cluster, as drivers see it (`DriverContext.cluster`).
+
+    Keys a driver writes go under `drivers/<driver name>/` of `store`. What must vanish
+    when this host dies (where its endpoints are, say) is attached to `lease`, which can
+    change: after the store was lost long enough for the lease to expire, the node
+    registers with a new one and calls every `on_join` listener, which must write such
+    keys again."""
+
+    node_id: str
+    address: str  # the address other hosts reach this one at (--cluster-advertise)
+    store: ClusterStore
+    lease: int
+
+    def on_join(self, listener) -> None:
+        """Call `listener()` after each (re)registration of this node."""
