@@ -23,14 +23,17 @@ def network_json(engine: Engine, network, verbose: bool = False) -> dict:
             "MacAddress": endpoint.mac_address,
             "IPv4Address": str(endpoint.address) if endpoint.address else "", "IPv6Address": "",
         }
+    peers = {}
+    if network.scope == "global" and manager.global_scope is not None:
+        peers = {"Peers": manager.global_scope.peers(network.id)}
     return {
-        "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
+        "Name": network.name, "Id": network.id, "Created": network.created, "Scope": network.scope,
         "Driver": network.driver, "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": None if network.predefined else {},
                  "Config": [dict(entry) for entry in network.ipam]},
         "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
-        "Options": dict(network.options), "Labels": dict(network.labels),
+        "Options": dict(network.options), "Labels": dict(network.labels), **peers,
     }
 
 
@@ -111,7 +114,7 @@ def _matches(manager, network, filters: dict[str, list[str]]) -> bool:
         return False
     if "name" in filters and not any(re.search(value, network.name) for value in filters["name"]):
         return False
-    if "scope" in filters and "local" not in filters["scope"]:
+    if "scope" in filters and network.scope not in filters["scope"]:
         return False
     if "type" in filters:
         kind = "builtin" if network.predefined else "custom"

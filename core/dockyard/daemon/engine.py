@@ -143,7 +143,7 @@ class Engine:
         dns.start()
         networks = NetworkManager(self.config.data_root_path, self.drivers["network"], self.events,
                                   bridge_name=self.config.bridge, bridge_cidr=self.config.bip or None,
-                                  dns=dns)
+                                  dns=dns, cluster=self.cluster)
         networks.ensure_predefined()
         return networks
 
@@ -248,6 +248,7 @@ class Engine:
             exec_root=self.config.exec_root_path,
             options=options,
             logger=logging.getLogger(f"dockyard.driver.{spec.kind}.{spec.name}"),
+            cluster=self.cluster if spec.kind == "network" else None,
         )
         try:
             driver = spec.factory(context)

@@ -2,7 +2,9 @@
 
 The manager owns network state (one JSON record per network under
 `<data-root>/network/`), and for every endpoint the address (ipam), MAC address, host
-ports (ports) and names (dns). Drivers do the kernel work and never see one another;
+ports (ports) and names (dns). Networks of global scope (overlay) keep their record,
+subnet and addresses in the cluster store instead (global_scope), merged into the same
+view. Drivers do the kernel work and never see one another;
 the manager never imports a concrete driver. An endpoint exists while its container
 runs: `attach` wires a started container's namespace to its networks and `detach`
 unwires it; what the user asked for (static IP, aliases) stays in the container's
@@ -53,6 +55,7 @@ class Network:
     options: dict = field(default_factory=dict)
     ipam: list = field(default_factory=list)  # [{"Subnet", "Gateway", "IPRange"}]
     materialized: bool = True  # its kernel objects exist (the default bridge waits for a first user)
+    scope: str = "local"  # "global": the record lives in the cluster store (see global_scope)
 
     @property
     def predefined(self) -> bool:
@@ -112,7 +115,8 @@ def mac_for(address: IPv4Interface | None) -> str:
 
 class NetworkManager:
     def __init__(self, data_root: Path, drivers: Mapping[str, object], events: EventsManager,
-                 bridge_name: str = "dockyard0", bridge_cidr: str | None = None, dns=None) -> None:
+                 bridge_name: str = "dockyard0", bridge_cidr: str | None = None, dns=None,
+                 cluster=None) -> None:
         self.root = data_root / "networks"
         self.root.mkdir(parents=True, exist_ok=True)
         self.drivers = drivers
@@ -129,6 +133,12 @@ class NetworkManager:
         self._leaver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network leave")
         self._leaving: set[Future] = set()
         self._load()
+        self.global_scope = None
+        if cluster is not None:
+            from dockyard.networks.global_scope import GlobalScope
+
+            self.global_scope = GlobalScope(cluster, Network, self._global_network_changed)
+            self.global_scope.start()
 
     # -- records ---------------------------------------------------------------------
 
@@ -146,6 +156,8 @@ class NetworkManager:
                     self.ipam.reserve_address(network.subnet(), network.gateway().ip)
 
     def _save(self, network: Network) -> None:
+        if network.scope == "global":
+            return  # the cluster store holds it
         path = self.root / f"{network.id}.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(asdict(network)))
@@ -168,6 +180,29 @@ class NetworkManager:
                     predefined=True, deferred=True)
             except EngineError as exc:
                 log.warning("the default bridge network could not be created: %s", exc)
+
+    def _global_network_changed(self, old: Network | None, new: Network | None) -> None:
+        """The cluster store's view changed: a global network appeared, changed or went."""
+        gone = None
+        with self._lock:
+            if new is not None:
+                new.scope = "global"
+                current = self._networks.get(new.id)
+                new.materialized = current.materialized if current is not None else False
+                if current is None and new.subnet() is not None:
+                    self.ipam.reserve_pool(new.subnet())  # local networks keep off its subnet
+                self._networks[new.id] = new
+            elif old is not None:
+                gone = self._networks.pop(old.id, None)
+                if gone is not None and gone.subnet() is not None:
+                    self.ipam.release_pool(gone.subnet())
+        if gone is not None and gone.materialized:
+            driver = self.drivers.get(gone.driver)
+            if driver is not None:
+                try:
+                    driver.delete_network(gone.id)
+                except Exception as exc:
+                    log.warning("deleting the devices of removed network %s: %s", gone.name, exc)
 
     def _by_name(self, name: str) -> Network | None:
         return next((n for n in self._networks.values() if n.name == name), None)
@@ -233,6 +268,11 @@ class NetworkManager:
         if driver is None:
             raise NotFound(f"plugin \"{driver_name}\" not found: no network driver of that name runs in "
                            f"this daemon (installed drivers: {', '.join(sorted(self.drivers)) or 'none'})")
+        if getattr(driver, "scope", "local") == "global":
+            network = self._create_global(name, driver_name, driver, subnet, gateway, ip_range, internal,
+                                          attachable, labels, options)
+            self._event(network, "create")
+            return network
         with self._lock:
             if self._by_name(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
@@ -258,6 +298,30 @@ class NetworkManager:
             self._save(network)
         if not predefined:  # the daemon's own networks appear silently at its first start
             self._event(network, "create")
+        return network
+
+    def _create_global(self, name, driver_name, driver, subnet, gateway, ip_range, internal, attachable,
+                       labels, options) -> Network:
+        if self.global_scope is None:
+            raise InvalidParameter(f"{driver_name} networks span the hosts of a cluster and need a cluster "
+                                   "store: start dockyardd with --cluster-store etcd://HOST:2379 "
+                                   "--cluster-advertise ADDRESS")
+        wanted = parse_subnet(subnet) if subnet else None
+        if wanted is None and (gateway or ip_range):
+            raise InvalidParameter("--gateway and --ip-range need a --subnet")
+        with self._lock:
+            if self._by_name(name) is not None:
+                raise Conflict(f"network with name {name} already exists")
+            local_subnets = [n.subnet() for n in self._networks.values()
+                             if n.scope == "local" and n.subnet() is not None]
+        network = Network(id=secrets.token_hex(32), name=name, driver=driver_name, created=now_rfc3339(),
+                          internal=internal, attachable=attachable, labels=dict(labels or {}),
+                          options={str(k): str(v) for k, v in (options or {}).items()}, materialized=False,
+                          scope="global")
+        try:
+            self.global_scope.create(network, driver, local_subnets, wanted, gateway, ip_range)
+        except NetworkDriverError as exc:
+            raise InvalidParameter(str(exc)) from None
         return network
 
     def _request_pool(self, subnet: str | None, gateway: str | None, ip_range: str | None) -> dict:
@@ -300,6 +364,10 @@ class NetworkManager:
             if self._endpoints.get(network.id):
                 raise Conflict(f"error while removing network: network {network.name} id {network.id} "
                                f"has active endpoints")
+            if network.scope == "global":
+                self.global_scope.remove(network, self.drivers.get(network.driver))
+                self._event(network, "destroy")
+                return
             driver = self.driver_for(network)
             driver.delete_network(network.id)
             if network.subnet() is not None:
@@ -347,6 +415,7 @@ class NetworkManager:
                     driver.join(network.spec(), endpoint.spec(netns_path))
                 with self._lock:
                     self._endpoints.setdefault(network.id, {})[container.id] = endpoint
+                self._announce(network, endpoint)
                 settings[network.name] = self._endpoint_settings(network, endpoint, wanted or {})
                 self._event(network, "connect", container=container.id)
         except BaseException as exc:
@@ -401,11 +470,23 @@ class NetworkManager:
             except Exception:  # already logged by _left
                 pass
 
+    def _announce(self, network: Network, endpoint: Endpoint) -> None:
+        """A global network's endpoint, told to the cluster: other hosts resolve its names."""
+        if network.scope == "global":
+            self.global_scope.announce(network, endpoint.endpoint_id, {
+                "Container": endpoint.container_id, "Names": self._names_of(endpoint, network),
+                "Address": str(endpoint.address) if endpoint.address else "",
+                "MacAddress": endpoint.mac_address})
+
     def _new_endpoint(self, network: Network, container, wanted: dict, default_route: bool,
                       port_requests, interface: str) -> Endpoint:
         subnet = network.subnet()
         address = None
-        if subnet is not None:
+        if subnet is not None and network.scope == "global":
+            static = ((wanted.get("IPAMConfig") or {}).get("IPv4Address")) or None
+            address = self.global_scope.request_address(network, static, network.ip_range(),
+                                                        {"Container": container.id, "Name": container.name})
+        elif subnet is not None:
             static = ((wanted.get("IPAMConfig") or {}).get("IPv4Address")) or None
             if static:
                 self._settle_leaves()  # it may be the address of a container that just exited
@@ -428,9 +509,15 @@ class NetworkManager:
                     container.id, port_requests, f"{container.name} ({endpoint.endpoint_id})")
             except BaseException:
                 if address is not None:
-                    self.ipam.release_address(subnet, address)
+                    self._release_address(network, address)
                 raise
         return endpoint
+
+    def _release_address(self, network: Network, address: IPv4Interface) -> None:
+        if network.scope == "global":
+            self.global_scope.release_address(network, address)
+        elif network.subnet() is not None:
+            self.ipam.release_address(network.subnet(), address)
 
     def _drop_endpoint(self, endpoint: Endpoint, netns_path: str) -> None:
         network = self._networks.get(endpoint.network_id)
@@ -442,8 +529,10 @@ class NetworkManager:
                 except Exception as exc:  # the container is going: record, never block it
                     log.warning("leaving network %s for %s: %s", network.name,
                                 endpoint.container_id[:12], exc)
-            if endpoint.address is not None and network.subnet() is not None:
-                self.ipam.release_address(network.subnet(), endpoint.address)
+            if network.scope == "global":
+                self.global_scope.withdraw(network, endpoint.endpoint_id)
+            if endpoint.address is not None:
+                self._release_address(network, endpoint.address)
         if endpoint.ports:
             self.ports.release(endpoint.container_id)
         with self._lock:
@@ -488,6 +577,8 @@ class NetworkManager:
                 for endpoint in endpoints.values():
                     if endpoint.address is not None and name in self._names_of(endpoint, network):
                         found.append(endpoint.address.ip)
+                if network.scope == "global":
+                    found += self.global_scope.remote_names(network_id, name)
         return found or None
 
     def _serve_names(self, container, netns_path: str, force: bool = False) -> None:
@@ -556,6 +647,7 @@ class NetworkManager:
             raise
         with self._lock:
             self._endpoints.setdefault(network.id, {})[container.id] = endpoint
+        self._announce(network, endpoint)
         self._netns[container.id] = netns_path
         if network.user_defined:
             self._serve_names(container, netns_path, force=True)
@@ -577,6 +669,9 @@ class NetworkManager:
     def restore(self, running: Iterable) -> None:
         """After a daemon start: take back the endpoints of containers still running,
         then let each driver make the kernel match (and drop what a crash left)."""
+        if self.global_scope is not None and not self.global_scope.wait_synced(5):
+            log.warning("the cluster store did not answer: endpoints on global networks are taken back "
+                        "once it does")
         for container in running:
             netns_path = container.network_settings.get("SandboxKey") or f"/proc/{container.state.Pid}/ns/net"
             for name, settings in (container.network_settings.get("Networks") or {}).items():
@@ -586,7 +681,11 @@ class NetworkManager:
                 address = None
                 if settings.get("IPAddress"):
                     address = IPv4Interface(f"{settings['IPAddress']}/{settings.get('IPPrefixLen') or 32}")
-                    if network.subnet() is not None:
+                    if network.scope == "global":
+                        self.global_scope.adopt_address(network, address,
+                                                        {"Container": container.id, "Name": container.name})
+                        network.materialized = True  # its devices must exist again for this container
+                    elif network.subnet() is not None:
                         self.ipam.reserve_address(network.subnet(), address.ip)
                 bindings = [port_rules.binding_from_json(b) for b in settings.get("_ports") or []]
                 endpoint = Endpoint(network.id, container.id, container.name, settings["EndpointID"], address,
@@ -600,6 +699,7 @@ class NetworkManager:
                         log.warning("container %s: %s", container.short_id, exc)
                 self._endpoints.setdefault(network.id, {})[container.id] = endpoint
                 self._netns[container.id] = netns_path
+                self._announce(network, endpoint)
         for driver_name, driver in self.drivers.items():
             networks = [n for n in self._networks.values() if n.driver == driver_name and n.materialized]
             endpoints = [e.spec(self._netns.get(e.container_id, ""))
@@ -616,6 +716,8 @@ class NetworkManager:
         return [e[container_id] for e in self._endpoints.values() if container_id in e]
 
     def shutdown(self) -> None:
+        if self.global_scope is not None:
+            self.global_scope.stop()
         self._settle_leaves(timeout=30)
         self._leaver.shutdown(wait=False)
         if self.dns is not None:
