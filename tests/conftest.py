@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cluster_lab import lab  # noqa: F401  (the multi-host lab fixture, one per module)
 from dockyard.plugin.testing.daemon import DaemonProcess
 
 

@@ -1,4 +1,4 @@
-"""dockyard-net-overlay is installable, discoverable, and honest about what it cannot do yet."""
+"""dockyard-net-overlay is installable, discoverable, and honest about what its probe needs."""
 
 import dockyard_net_overlay
 from dockyard.plugin import DriverSpec
@@ -10,11 +10,8 @@ class TestPackaging(PluginDistributionSuite):
     drivers = {("network", "overlay")}
 
 
-def test_probe_does_not_pretend_the_driver_exists():
+def test_probe_names_what_is_missing_or_nothing():
     specs: list[DriverSpec] = list(dockyard_net_overlay.dockyard_network_drivers())
-    assert specs
-    for spec in specs:
-        reason = spec.probe()
-        assert reason is not None and ("not built yet" in reason or "needs root" in reason
-                                       or "not found on PATH" in reason
-                                       or "refuses hybrid" in reason), reason
+    assert [spec.name for spec in specs] == ["overlay"]
+    reason = specs[0].probe()
+    assert reason is None or "needs root" in reason or "vxlan" in reason, reason
