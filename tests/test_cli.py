@@ -63,13 +63,17 @@ def test_plugins_from_the_daemon_and_locally(dockyard_daemon):
     vfs = by_name["dockyard-storage-vfs"]["Drivers"][0]
     assert vfs["Status"] == "available" and vfs["Reason"] is None  # overlay won on priority
     overlay = by_name["dockyard-net-overlay"]["Drivers"][0]
-    assert overlay["Status"] == "unsupported" and "not built yet" in overlay["Reason"]
+    assert overlay["Status"] == "active" and overlay["Reason"] is None  # VXLAN works here
+    store = by_name["dockyard-store-etcd"]["Drivers"][0]
+    assert store["Status"] == "available"  # a store is built only for a --cluster-store
     local_names = {d["Distribution"]: d for d in local}
     assert local_names["dockyard-example-netplugin"]["Drivers"][0]["Status"] == "available"
     table = dockyard_cli("plugins", host=dockyard_daemon.host).stdout
     assert any(line.split()[:5] == ["dockyard-example-netplugin", "1.2.3", "network", "example",
                                     "active"] for line in table.splitlines())
-    assert "network driver overlay: not built yet" in table
+    assert any(line.split()[:5] == ["dockyard-net-overlay", "0.1.0", "network", "overlay", "active"]
+               for line in table.splitlines())
+    assert "example-unusable: needs the example kernel feature" in table  # reasons still shown
 
 
 def test_events_streams_until_interrupted(dockyard_daemon):

@@ -45,6 +45,8 @@ def join_network(manager: ContainerManager, container: Container, netns_path: st
         settings["Networks"][name] = {**settings["Networks"].get(name, {}), **endpoint}
     settings["Ports"] = wired["Ports"]
     settings["SandboxKey"] = netns_path
+    if wired.get("Gateway"):  # the docker_gwbridge endpoint: not shown, but restored
+        settings["_Gateway"] = wired["Gateway"]
     etc_files.write_hosts(manager, container)
 
 
@@ -68,6 +70,7 @@ def leave_networks(manager: ContainerManager, container: Container) -> None:
             settings["Networks"][name]["MacAddress"] = ""
     settings.pop("Ports", None)
     settings.pop("SandboxKey", None)
+    settings.pop("_Gateway", None)
 
 
 def _asked_for_mac(container: Container, network_name: str) -> bool:

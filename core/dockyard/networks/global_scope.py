@@ -191,6 +191,9 @@ class GlobalScope:
         prefix = f"{ADDRESSES}{network.id}/"
         value = json.dumps({**holder, "Node": self.node.node_id})
         store = self.node.store
+        if not self.node.lease:  # an address must die with this host: it needs the host's lease
+            raise Unavailable(f"cannot take an address on network {network.name}: this daemon has not joined "
+                              f"the cluster store yet ({self.node.error or 'joining'})")
         try:
             if wanted:
                 address = IPv4Address(wanted)
@@ -230,6 +233,8 @@ class GlobalScope:
                             "NodeAddress": self.node.address})
         with self._lock:
             self._mine[key] = value
+        if not self.node.lease:
+            return  # written when the node joins (see _rejoined)
         try:
             self.node.store.commit({}, put={key: value}, lease=self.node.lease)
         except StoreError as exc:
@@ -254,7 +259,7 @@ class GlobalScope:
         with self._lock:
             mine = dict(self._mine)
         store = self.node.store
-        for key, value in mine.items():
+        for key, value in mine.items() if self.node.lease else ():
             if store.commit({key: 0}, put={key: value}, lease=self.node.lease):
                 continue
             current = store.get(key)

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 
 PREDEFINED = ("bridge", "host", "none")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+# Docker's: the local bridge through which containers whose networks all span hosts reach
+# the outside world and publish ports (its containers cannot talk to each other over it)
+GATEWAY_NETWORK = "docker_gwbridge"
+GATEWAY_OPTIONS = {BRIDGE_NAME_OPTION: "dy_gwbridge", "com.docker.network.bridge.enable_icc": "false",
+                   "com.docker.network.bridge.enable_ip_masquerade": "true"}
 
 
 def now_rfc3339() -> str:
@@ -398,26 +403,29 @@ class NetworkManager:
         """Wire a started container's namespace to each network its record names.
         Returns its NetworkSettings.Networks and Ports. All or nothing: on failure every
         endpoint made so far is undone before the error is raised."""
-        requested = container.network_settings.get("Networks") or {}
+        requested = [(name, wanted or {}, self.get((wanted or {}).get("NetworkID") or name))
+                     for name, wanted in (container.network_settings.get("Networks") or {}).items()]
         made: list[Endpoint] = []
         settings: dict[str, dict] = {}
         exposed = container.config.get("ExposedPorts")
         port_requests = port_rules.requests_from(container.host_config, exposed)
+        # a container whose first network spans hosts gets out through docker_gwbridge
+        first = requested[0][2] if requested else None
+        through_gateway = first is not None and first.scope == "global" and not first.internal
+        gateway_settings = None
         try:
-            for position, (name, wanted) in enumerate(requested.items()):
-                network = self.get(wanted.get("NetworkID") or name)
-                endpoint = self._new_endpoint(network, container, wanted or {}, default_route=position == 0,
-                                              port_requests=port_requests if position == 0 else (),
-                                              interface=f"eth{position}")
-                made.append(endpoint)
-                driver = self.driver_for(network)
-                if driver is not None:
-                    driver.join(network.spec(), endpoint.spec(netns_path))
-                with self._lock:
-                    self._endpoints.setdefault(network.id, {})[container.id] = endpoint
-                self._announce(network, endpoint)
-                settings[network.name] = self._endpoint_settings(network, endpoint, wanted or {})
-                self._event(network, "connect", container=container.id)
+            for position, (_, wanted, network) in enumerate(requested):
+                primary = position == 0 and not through_gateway
+                endpoint = self._join(network, container, wanted, netns_path, default_route=primary,
+                                      port_requests=port_requests if primary else (),
+                                      interface=f"eth{position}", made=made)
+                settings[network.name] = self._endpoint_settings(network, endpoint, wanted)
+            if through_gateway:
+                gateway = self._gateway_network()
+                endpoint = self._join(gateway, container, {}, netns_path, default_route=True,
+                                      port_requests=port_requests, interface=f"eth{len(requested)}",
+                                      made=made)
+                gateway_settings = self._endpoint_settings(gateway, endpoint, {})
         except BaseException as exc:
             for endpoint in reversed(made):
                 self._drop_endpoint(endpoint, netns_path)
@@ -426,8 +434,36 @@ class NetworkManager:
             raise
         self._netns[container.id] = netns_path
         self._serve_names(container, netns_path)
-        ports = made[0].ports if made else []
-        return {"Networks": settings, "Ports": port_rules.docker_ports(ports, exposed)}
+        ports = made[-1].ports if through_gateway else made[0].ports if made else []
+        return {"Networks": settings, "Ports": port_rules.docker_ports(ports, exposed),
+                **({"Gateway": gateway_settings} if gateway_settings else {})}
+
+    def _join(self, network: Network, container, wanted: dict, netns_path: str, default_route: bool,
+              port_requests, interface: str, made: list[Endpoint]) -> Endpoint:
+        endpoint = self._new_endpoint(network, container, wanted, default_route=default_route,
+                                      port_requests=port_requests, interface=interface)
+        made.append(endpoint)
+        driver = self.driver_for(network)
+        if driver is not None:
+            driver.join(network.spec(), endpoint.spec(netns_path))
+        with self._lock:
+            self._endpoints.setdefault(network.id, {})[container.id] = endpoint
+        self._announce(network, endpoint)
+        self._event(network, "connect", container=container.id)
+        return endpoint
+
+    def _gateway_network(self) -> Network:
+        """docker_gwbridge, made on first use as Docker makes it."""
+        existing = self._by_name(GATEWAY_NETWORK)
+        if existing is not None:
+            return existing
+        if "bridge" not in self.drivers:
+            raise EngineError("containers on global networks reach the outside through docker_gwbridge, a "
+                              "bridge network: install dockyard-net-bridge, or use an --internal network")
+        try:
+            return self.create(GATEWAY_NETWORK, "bridge", options=GATEWAY_OPTIONS)
+        except Conflict:  # another container's start made it just now
+            return self.get(GATEWAY_NETWORK)
 
     def detach(self, container) -> None:
         """Unwire an exited container's endpoints (idempotent). Its names go at once; the
@@ -557,7 +593,7 @@ class NetworkManager:
     # -- names ------------------------------------------------------------------------
 
     def _names_of(self, endpoint: Endpoint, network: Network) -> list[str]:
-        if not network.user_defined:
+        if not network.user_defined or network.name == GATEWAY_NETWORK:
             return []
         names = [endpoint.container_name, endpoint.container_id[:12], *endpoint.aliases]
         if endpoint.hostname:
@@ -601,8 +637,11 @@ class NetworkManager:
         """/etc/hosts lines for the container's own addresses."""
         entries = []
         hostname = container.config.get("Hostname") or container.id[:12]
-        for endpoints in self._endpoints.values():
+        for network_id, endpoints in self._endpoints.items():
             endpoint = endpoints.get(container.id)
+            network = self._networks.get(network_id)
+            if network is not None and network.name == GATEWAY_NETWORK:
+                continue  # not an address anyone should reach the container at
             if endpoint is not None and endpoint.address is not None:
                 entries.append(f"{endpoint.address.ip}\t{hostname}")
         return entries
@@ -674,7 +713,11 @@ class NetworkManager:
                         "once it does")
         for container in running:
             netns_path = container.network_settings.get("SandboxKey") or f"/proc/{container.state.Pid}/ns/net"
-            for name, settings in (container.network_settings.get("Networks") or {}).items():
+            attached = list((container.network_settings.get("Networks") or {}).items())
+            gateway = container.network_settings.get("_Gateway")
+            if gateway:
+                attached.append((GATEWAY_NETWORK, gateway))
+            for name, settings in attached:
                 network = self.find(settings.get("NetworkID") or name)
                 if network is None or not settings.get("EndpointID"):
                     continue
@@ -688,10 +731,12 @@ class NetworkManager:
                     elif network.subnet() is not None:
                         self.ipam.reserve_address(network.subnet(), address.ip)
                 bindings = [port_rules.binding_from_json(b) for b in settings.get("_ports") or []]
+                default_route = (name == GATEWAY_NETWORK) if gateway else not self._endpoints_of_container(
+                    container.id)
                 endpoint = Endpoint(network.id, container.id, container.name, settings["EndpointID"], address,
                                     settings.get("MacAddress") or "", list(settings.get("Aliases") or []),
-                                    container.config.get("Hostname") or "", not self._endpoints_of_container(
-                                        container.id), bindings, settings.get("_interface") or "eth0")
+                                    container.config.get("Hostname") or "", default_route, bindings,
+                                    settings.get("_interface") or "eth0")
                 if bindings:
                     try:
                         self.ports.hold_again(container.id, bindings)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address
 
+from dockyard.plugin import StoreUnavailable
 from dockyard.plugin.following import PrefixFollower
 
 PEERS = "drivers/overlay/peers/"
@@ -69,6 +70,9 @@ class PeerTable:
     # -- this host's endpoints ---------------------------------------------------------
 
     def announce(self, peer: Peer) -> None:
+        """Raises StoreError when the store cannot take it: a join must not half-succeed."""
+        if not self._node.lease:
+            raise StoreUnavailable("this daemon has not joined the cluster store yet")
         self._node.store.commit({}, put={peer.key: json.dumps(asdict(peer))}, lease=self._node.lease)
         with self._lock:
             self.local[peer.key] = peer
@@ -82,7 +86,7 @@ class PeerTable:
         """After the node (re)joined, perhaps with a new lease: every local peer again."""
         with self._lock:
             local = list(self.local.values())
-        if local:
+        if local and self._node.lease:  # without a lease yet, the join calls this again
             self._node.store.commit({}, put={p.key: json.dumps(asdict(p)) for p in local},
                                     lease=self._node.lease)
 

@@ -71,6 +71,21 @@ class DaemonProcess:
                 "--pidfile", str(self.pidfile), "--config-file", str(config),
                 *bridge, *self.extra_args]
 
+    def remove_containers(self) -> None:
+        """Force-remove every container, starting the daemon again if it is not running
+        (a test that failed half-way may have killed it with containers still up)."""
+        if not (self.data_root / "containers").is_dir() or not any((self.data_root / "containers").iterdir()):
+            return
+        started_here = self.process is None or self.process.poll() is not None
+        if started_here:
+            try:
+                self.start()
+            except DaemonStartFailed:
+                return
+        api = self.client()
+        for container in api.get_json("/containers/json", {"all": 1}):
+            api.request("DELETE", f"/containers/{container['Id']}", {"force": 1}).read()
+
     def teardown(self) -> None:
         """The end of a test daemon: stopped, its monitor zygote ended, its networks'
         kernel objects deleted. (Containers should be removed before.)"""

@@ -4,6 +4,7 @@
         h1, h2 = net.add_host(), net.add_host()      # namespaces with an eth0 each
         daemon = h1.daemon(tmp_path / "h1", "--cluster-store", ...)  # dockyardd inside h1
         net.cut(h2)                                   # h2 loses the underlay; net.heal(h2)
+        net.cut_from(h1, ["198.51.100.7"])            # h1 cannot reach that address any more
 
 The underlay is a bridge in a namespace of its own; every host has a veth on it with an
 address of TEST-NET-2 (198.51.100.0/24, never a real network's), and so has the test
@@ -109,9 +110,22 @@ class HostNetwork:
     def heal(self, host: Host) -> None:
         ip("link", "set", self._port_of(host), "up", netns=self.underlay)
 
+    def cut_from(self, host: Host, addresses: list[str]) -> None:
+        """A partial partition: the host's packets to `addresses` are dropped (say, the
+        cluster store's members), while the rest of the underlay still reaches it."""
+        rules = (f"table inet dy_partition {{\n chain out {{\n  type filter hook output priority 0\n"
+                 f"  ip daddr {{ {', '.join(addresses)} }} drop\n }}\n}}\n")
+        subprocess.run(["ip", "netns", "exec", host.name, "nft", "-f", "-"], input=rules, text=True,
+                       check=True, capture_output=True, timeout=30)
+
+    def reconnect(self, host: Host) -> None:
+        subprocess.run(["ip", "netns", "exec", host.name, "nft", "delete", "table", "inet", "dy_partition"],
+                       capture_output=True, timeout=30)
+
     def destroy(self) -> None:
         for host in self.hosts:
             for daemon in host.daemons:
+                daemon.remove_containers()  # a test that failed half-way leaves some running
                 daemon.teardown()
         for host in self.hosts:
             ip("netns", "del", host.name, check=False)
