@@ -74,6 +74,12 @@ class HostNetwork:
         self._next = 1
 
     def create(self) -> HostNetwork:
+        holder = [line.split()[1] for line in ip("-o", "-4", "addr", "show").stdout.splitlines()
+                  if f" {TEST_PROCESS_ADDRESS}/" in line]
+        if holder:  # two underlays on one subnet: the test process would reach the wrong one
+            raise RuntimeError(f"another HostNetwork is alive here ({holder[0]} holds "
+                               f"{TEST_PROCESS_ADDRESS}): end it (ip link del it and its namespaces) or "
+                               "wait for its test to finish")
         ip("netns", "add", self.underlay)
         ip("link", "add", "br0", "type", "bridge", netns=self.underlay)
         ip("link", "set", "br0", "up", netns=self.underlay)
@@ -125,8 +131,10 @@ class HostNetwork:
     def destroy(self) -> None:
         for host in self.hosts:
             for daemon in host.daemons:
-                daemon.remove_containers()  # a test that failed half-way leaves some running
-                daemon.teardown()
+                try:
+                    daemon.remove_containers()  # a test that failed half-way leaves some running
+                finally:
+                    daemon.teardown()
         for host in self.hosts:
             ip("netns", "del", host.name, check=False)
         ip("link", "del", self.root_link, check=False)
