@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from dockyard.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, Unavailable
-from dockyard.networks.ipam import host_routes
+from dockyard.errors import Conflict, EngineError, Forbidden, NotFound, Unavailable
+from dockyard.networks.ipam import check_pool_request, host_routes
 from dockyard.plugin.contracts.store import StoreError
 from dockyard.plugin.following import PrefixFollower
 
@@ -287,22 +287,7 @@ def _subnet_key(subnet: IPv4Network) -> str:
 
 
 def _pool(subnet: IPv4Network, gateway: str | None, ip_range: str | None) -> dict:
-    chosen_range = None
-    if ip_range:
-        from dockyard.networks.ipam import parse_subnet
-
-        chosen_range = parse_subnet(ip_range)
-        if not chosen_range.subnet_of(subnet):
-            raise InvalidParameter(f"invalid ip-range {ip_range}: it is not within subnet {subnet}")
-    if gateway:
-        try:
-            gateway_address = IPv4Address(gateway)
-        except ValueError:
-            raise InvalidParameter(f"invalid gateway address {gateway}") from None
-        if gateway_address not in subnet:
-            raise InvalidParameter(f"no matching subnet for gateway {gateway}: it is not within subnet "
-                                   f"{subnet}")
-    else:
-        gateway_address = next(subnet.hosts())
+    gateway_address, chosen_range = check_pool_request(subnet, gateway, ip_range)
+    gateway_address = gateway_address or next(subnet.hosts())
     return {"Subnet": str(subnet), "Gateway": str(gateway_address),
             **({"IPRange": str(chosen_range)} if chosen_range else {})}

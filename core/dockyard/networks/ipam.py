@@ -128,3 +128,24 @@ def parse_subnet(text: str) -> IPv4Network:
             except ValueError:
                 pass
         raise InvalidParameter(f"invalid subnet {text}: {exc} (IPv4 CIDR such as 10.1.0.0/24)") from None
+
+
+def check_pool_request(pool: IPv4Network, gateway: str | None,
+                       ip_range: str | None) -> tuple[IPv4Address | None, IPv4Network | None]:
+    """`--gateway` and `--ip-range` checked against the subnet they must lie in: (the
+    gateway asked for or None, the range or None), with Docker's messages."""
+    chosen_range = None
+    if ip_range:
+        chosen_range = parse_subnet(ip_range)
+        if not chosen_range.subnet_of(pool):
+            raise InvalidParameter(f"invalid ip-range {ip_range}: it is not within subnet {pool}")
+    gateway_address = None
+    if gateway:
+        try:
+            gateway_address = IPv4Address(gateway)
+        except ValueError:
+            raise InvalidParameter(f"invalid gateway address {gateway}") from None
+        if gateway_address not in pool:
+            raise InvalidParameter(f"no matching subnet for gateway {gateway}: it is not within subnet "
+                                   f"{pool}")
+    return gateway_address, chosen_range

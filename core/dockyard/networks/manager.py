@@ -29,7 +29,7 @@ from dockyard.daemon.events import EventsManager
 from dockyard.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
 from dockyard.formats.filters import label_filters_match, until_timestamp
 from dockyard.networks import ports as port_rules
-from dockyard.networks.ipam import LocalIpam, parse_subnet
+from dockyard.networks.ipam import LocalIpam, check_pool_request, parse_subnet
 from dockyard.plugin.contracts.network import EndpointSpec, NetworkDriverError, NetworkSpec, PortBinding
 
 log = logging.getLogger(__name__)
@@ -335,19 +335,8 @@ class NetworkManager:
             raise InvalidParameter("--gateway and --ip-range need a --subnet")
         pool = self.ipam.request_pool(wanted)
         try:
-            chosen_range = None
-            if ip_range:
-                chosen_range = parse_subnet(ip_range)
-                if not chosen_range.subnet_of(pool):
-                    raise InvalidParameter(f"invalid ip-range {ip_range}: it is not within subnet {pool}")
-            if gateway:
-                try:
-                    gateway_address = IPv4Address(gateway)
-                except ValueError:
-                    raise InvalidParameter(f"invalid gateway address {gateway}") from None
-                if gateway_address not in pool:
-                    raise InvalidParameter(f"no matching subnet for gateway {gateway}: it is not within "
-                                           f"subnet {pool}")
+            gateway_address, chosen_range = check_pool_request(pool, gateway, ip_range)
+            if gateway_address is not None:
                 self.ipam.request_address(pool, gateway_address)
             else:
                 gateway_address = self.ipam.request_address(pool).ip

@@ -19,8 +19,9 @@ between releases. The names are re-exported from the modules beside this one:
   (`contracts.storage`, `.network`, `.volume`, `.registry`, `.runtime`, `.store`);
 - `probes`: building blocks for a spec's `probe`;
 - kernel helpers: `mounts` (mount(2) and mountinfo), `netns` (work inside a network
-  namespace), `archive` (OCI layer tars in and out), `volume_records` (a directory per
-  volume); `following` (a cluster store prefix, kept current by list and watch);
+  namespace), `netlink` (one netlink socket on one worker thread, for network drivers),
+  `archive` (OCI layer tars in and out), `volume_records` (a directory per volume);
+- `following`: a cluster store prefix, kept current by list and watch;
 - `testing`: the conformance kit, one suite per driver kind, and the pytest fixtures.
 
 Names load on first use, so importing this package costs nothing until a driver uses
@@ -55,8 +56,8 @@ _EXPORTS = {
         "StoreUnavailable", "StoreWatch"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("archive", "contracts", "following", "hookspecs", "mounts", "netns", "probes", "testing",
-               "volume_records")
+_SUBMODULES = ("archive", "contracts", "following", "hookspecs", "mounts", "netlink", "netns", "probes",
+               "testing", "volume_records")
 
 __all__ = sorted(_HOME) + list(_SUBMODULES)
 

@@ -13,13 +13,12 @@ would leak a socket per thread.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Interface
 
 from dockyard.plugin import NetworkDriverError
+from dockyard.plugin.netlink import NetlinkWorker, on_worker
 from dockyard.plugin.netns import run_in_netns
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -52,40 +51,13 @@ def _kind(link) -> str | None:
     return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
-def _on_worker(method):
-    """Run the method on the Links worker thread (one at a time). Decorated methods call only
-    undecorated ones: a call from the worker to the worker would wait for itself."""
-
-    @functools.wraps(method)
-    def call(self, *arguments, **keywords):
-        return self._worker.submit(method, self, *arguments, **keywords).result()
-
-    return call
-
-
-class Links:
+class Links(NetlinkWorker):
     """The daemon namespace's links, through one netlink socket owned by one worker thread."""
 
     def __init__(self) -> None:
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-netlink")
-        # No multicast groups: a long-lived socket that never reads events must not queue them.
-        self._ipr = self._worker.submit(IPRoute, groups=0).result()
+        super().__init__("bridge-netlink")
 
-    def close(self) -> None:
-        self._worker.submit(self._ipr.close).result()
-        self._worker.shutdown()
-
-    # -- lookups --------------------------------------------------------------------------
-
-    def _get(self, name: str):
-        try:
-            return self._ipr.link("get", ifname=name)[0]
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return None
-            raise
-
-    @_on_worker
+    @on_worker
     def bridge(self, name: str) -> tuple[int, int] | None:
         """(index, mtu) of the bridge `name`, None when there is none."""
         link = self._get(name)
@@ -93,11 +65,11 @@ class Links:
             return None
         return link["index"], link.get_attr("IFLA_MTU")
 
-    @_on_worker
+    @on_worker
     def exists(self, name: str) -> bool:
         return self._get(name) is not None
 
-    @_on_worker
+    @on_worker
     def ports(self, bridge: str) -> list[str]:
         """Names of the links attached to the bridge."""
         link = self._get(bridge)
@@ -112,7 +84,7 @@ class Links:
 
     # -- the bridge -----------------------------------------------------------------------
 
-    @_on_worker
+    @on_worker
     def ensure_bridge(self, network: BridgeNetwork) -> bool:
         """Make the network's bridge exist, addressed and up; True when it was created now."""
         link = self._get(network.bridge)
@@ -171,23 +143,14 @@ class Links:
 
     # -- deleting -------------------------------------------------------------------------
 
-    def _delete(self, name: str) -> bool:
-        try:
-            self._ipr.link("del", ifname=name)
-            return True
-        except NetlinkError as exc:
-            if exc.code in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise NetworkDriverError(f"could not delete link {name}: {exc}") from None
-
-    @_on_worker
+    @on_worker
     def delete(self, name: str) -> bool:
         """Delete a link (for a veth, the pair); False when it was not there."""
         return self._delete(name)
 
     # -- endpoints ------------------------------------------------------------------------
 
-    @_on_worker
+    @on_worker
     def add_veth(self, host_name: str, bridge_index: int, mtu: int, netns_fd: int, peer_name: str,
                  peer_mac: str | None, isolated: bool) -> int:
         """Create the pair with its peer born inside the namespace (named and addressed there,
@@ -218,7 +181,7 @@ class Links:
             raise NetworkDriverError(f"could not attach {host_name} to its bridge: {exc}") from None
         return host.get_attr("IFLA_LINK")
 
-    @_on_worker
+    @on_worker
     def ensure_port(self, host_name: str, bridge_index: int, isolated: bool) -> None:
         """Restore: an existing host-side veth is attached, up and in hairpin mode."""
         host = self._get(host_name)

@@ -12,12 +12,11 @@ that enters it (`dockyard.plugin.netns`).
 from __future__ import annotations
 
 import errno
-import functools
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Interface
 
 from dockyard.plugin import NetworkDriverError
+from dockyard.plugin.netlink import NetlinkWorker, on_worker
 from dockyard.plugin.netns import run_in_netns
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -29,43 +28,15 @@ _PERMANENT = ndmsg.states["permanent"]
 _SELF = ndmsg.flags["self"]
 
 
-def _on_worker(method):
-    @functools.wraps(method)
-    def call(self, *arguments, **keywords):
-        return self._worker.submit(method, self, *arguments, **keywords).result()
-
-    return call
-
-
-class OverlayLinks:
+class OverlayLinks(NetlinkWorker):
     def __init__(self) -> None:
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overlay-netlink")
-        self._ipr = self._worker.submit(IPRoute, groups=0).result()
-
-    def close(self) -> None:
-        self._worker.submit(self._ipr.close).result()
-        self._worker.shutdown()
-
-    def _get(self, name: str):
-        try:
-            return self._ipr.link("get", ifname=name)[0]
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return None
-            raise
+        super().__init__("overlay-netlink")
 
     def _index(self, name: str) -> int | None:
         link = self._get(name)
         return link["index"] if link is not None else None
 
-    def _delete(self, name: str) -> None:
-        try:
-            self._ipr.link("del", ifname=name)
-        except NetlinkError as exc:
-            if exc.code not in (errno.ENODEV, errno.ENOENT):
-                raise NetworkDriverError(f"could not delete link {name}: {exc}") from None
-
-    @_on_worker
+    @on_worker
     def underlay_mtu(self, address: str) -> int:
         """The MTU of the link that holds `address` (the VTEP's), 1500 when none does."""
         for message in self._ipr.get_addr(family=socket.AF_INET):
@@ -74,14 +45,14 @@ class OverlayLinks:
                 return link.get_attr("IFLA_MTU")
         return 1500
 
-    @_on_worker
+    @on_worker
     def names(self, prefix: str) -> list[str]:
         return [name for link in self._ipr.get_links()
                 if (name := link.get_attr("IFLA_IFNAME")).startswith(prefix)]
 
     # -- a network's bridge and VXLAN device -----------------------------------------------
 
-    @_on_worker
+    @on_worker
     def ensure_network(self, bridge: str, vxlan: str, vni: int, local: str, mtu: int) -> None:
         created = []
         try:
@@ -113,14 +84,14 @@ class OverlayLinks:
         data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
         return data.get_attr("IFLA_VXLAN_ID") if data is not None else None
 
-    @_on_worker
+    @on_worker
     def delete_network(self, bridge: str, vxlan: str) -> None:
         self._delete(vxlan)
         self._delete(bridge)
 
     # -- remote endpoints -----------------------------------------------------------------
 
-    @_on_worker
+    @on_worker
     def add_peer(self, vxlan: str, mac: str, address: IPv4Address, vtep: str) -> None:
         index = self._index(vxlan)
         if index is None:
@@ -129,7 +100,7 @@ class OverlayLinks:
                         state=_PERMANENT, flags=_SELF)
         self._ipr.neigh("replace", dst=str(address), lladdr=mac, ifindex=index, state=_PERMANENT)
 
-    @_on_worker
+    @on_worker
     def remove_peer(self, vxlan: str, mac: str, address: IPv4Address, vtep: str) -> None:
         index = self._index(vxlan)
         if index is None:
@@ -142,7 +113,7 @@ class OverlayLinks:
                 if exc.code not in (errno.ENOENT, errno.ESRCH, errno.ENODEV):
                     raise
 
-    @_on_worker
+    @on_worker
     def peers(self, vxlan: str) -> set[tuple[str, str]]:
         """(MAC, VTEP) of every forwarding entry programmed on the VXLAN device."""
         index = self._index(vxlan)
@@ -154,7 +125,7 @@ class OverlayLinks:
 
     # -- local endpoints ------------------------------------------------------------------
 
-    @_on_worker
+    @on_worker
     def add_veth(self, host_name: str, bridge: str, mtu: int, netns_fd: int, peer_name: str,
                  peer_mac: str) -> int:
         """The pair, its peer born inside the container's namespace; returns its index there."""
@@ -170,11 +141,11 @@ class OverlayLinks:
             raise NetworkDriverError(f"could not create veth pair {host_name}/{peer_name}: {exc}") from None
         return self._get(host_name).get_attr("IFLA_LINK")
 
-    @_on_worker
+    @on_worker
     def delete(self, name: str) -> None:
         self._delete(name)
 
-    @_on_worker
+    @on_worker
     def exists(self, name: str) -> bool:
         return self._get(name) is not None
 
