@@ -69,7 +69,8 @@ def test_one_network_on_every_host_and_containers_reach_each_other(cluster, lab)
     assert second["IPAM"]["Config"][0]["Subnet"] == "10.231.0.0/24"
     assert overlay_links(h1) == [] and overlay_links(h2) == []  # devices come with a first container
 
-    docker(d2, "run", "-d", "--name", "web", "--network", "ov1", "busybox", "sleep", "300")
+    docker(d2, "run", "-d", "--name", "web", "--network", "ov1", "--network-alias", "www", "busybox",
+           "sleep", "300")
     settings = json.loads(docker(d2, "inspect", "web").stdout)[0]["NetworkSettings"]
     web = settings["Networks"]["ov1"]["IPAddress"]
     assert web.startswith("10.231.0.")
@@ -80,6 +81,15 @@ def test_one_network_on_every_host_and_containers_reach_each_other(cluster, lab)
                      check=False)
     assert by_name.returncode == 0, by_name.stdout + by_name.stderr
     assert f"({web})" in by_name.stdout  # the name resolved to the other host's container
+    short_id = json.loads(docker(d2, "inspect", "web").stdout)[0]["Id"][:12]
+    for other_name in ("www", short_id):  # its alias and short id answer too
+        resolved = docker(d1, "run", "--rm", "--network", "ov1", "busybox", "nslookup", other_name,
+                          check=False)
+        assert web in resolved.stdout, resolved.stdout + resolved.stderr
+    vxlan = "dyvx" + first["Id"][:11]
+    entries = h1.run("bridge", "fdb", "show", "dev", vxlan).stdout
+    mac = settings["Networks"]["ov1"]["MacAddress"]
+    assert f"{mac} dst {h2.address}" in entries  # programmed from the store, no learning
 
     mtu = docker(d2, "exec", "web", "cat", "/sys/class/net/eth0/mtu").stdout.strip()
     assert mtu == "1450"  # the underlay's 1500 minus the VXLAN header
@@ -91,6 +101,8 @@ def test_one_network_on_every_host_and_containers_reach_each_other(cluster, lab)
     assert refused.returncode != 0 and "active endpoints" in refused.stderr
     assert str(h2.address) in refused.stderr  # names the host that still has one
     docker(d2, "rm", "-f", "web")
+    wait_for(lambda: mac not in h1.run("bridge", "fdb", "show", "dev", vxlan).stdout,
+             what="the gone endpoint's forwarding entries (the VXLAN's and the bridge's) to be removed")
     wait_for(lambda: docker(d1, "network", "rm", "ov1", check=False).returncode == 0,
              what="the network to be removable once its endpoints are gone")
     wait_for(lambda: "ov1" not in names(d2),
@@ -252,6 +264,10 @@ def test_a_host_cut_from_the_store_keeps_talking_and_fails_creates_clearly(lab):
         joined = docker(da, "run", "--rm", "--network", "split", "busybox", "true", check=False)
         assert joined.returncode != 0 and "cluster store" in joined.stderr, joined.stderr
         assert overlay_links(ha) == links_before  # no device or veth of the failed start stays
+        da.kill()  # and a restart while the store is away: the network is known from the last view
+        da.start()
+        assert "split" in names(da)
+        assert ping(da, "left", right["IPAddress"], count=2).returncode == 0
     finally:
         lab.net.reconnect(ha)
     wait_for(lambda: info_state(da) == "joined", timeout=30, what="the cut host to rejoin")

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
 
 from dockyard.errors import Conflict, EngineError, Forbidden, NotFound, Unavailable
 from dockyard.networks.ipam import check_pool_request, host_routes
@@ -47,17 +49,47 @@ def default_global_pools():
 
 class GlobalScope:
     def __init__(self, node, network_type, on_network: Callable[[object | None, object | None], None],
-                 pools: Callable = default_global_pools, routes: Callable = host_routes) -> None:
+                 cache_dir: Path, pools: Callable = default_global_pools,
+                 routes: Callable = host_routes) -> None:
         self.node = node
         self._network_type = network_type  # the manager's Network record class
         self._on_network = on_network
+        # the last records seen, so a daemon that restarts while the store is away still
+        # knows the networks its running containers are on
+        self._cache = cache_dir
+        self._cache.mkdir(parents=True, exist_ok=True)
         self._pools = pools
         self._routes = routes
         self._lock = threading.Lock()
         self._mine: dict[str, str] = {}  # keys this host holds on its lease, to write again on a join
-        self._networks = PrefixFollower(node.store, NETWORKS, self._network_changed)
+        self._networks = PrefixFollower(node.store, NETWORKS, self._network_changed,
+                                        on_listed=self._forget_unlisted)
         self._endpoints = PrefixFollower(node.store, ENDPOINTS, lambda *change: None)
         node.on_join(self._rejoined)
+
+    def cached(self) -> list:
+        """The global networks as last seen, before the store answers."""
+        records = (self._parse(path.read_text()) for path in sorted(self._cache.glob("*.json")))
+        return [record for record in records if record is not None]
+
+    def _remember(self, old, new) -> None:
+        """Cache what the store says; the create path and the follower both do it, at once."""
+        with self._lock:
+            if new is not None:
+                path = self._cache / f"{new.id}.json"
+                temporary = path.with_suffix(".tmp")
+                temporary.write_text(json.dumps(asdict(new)))
+                os.replace(temporary, path)
+            elif old is not None:
+                (self._cache / f"{old.id}.json").unlink(missing_ok=True)
+
+    def _forget_unlisted(self, keys: set[str]) -> None:
+        """A listing of the store: cached networks it no longer has were removed elsewhere."""
+        listed = {key[len(NETWORKS):] for key in keys}
+        for record in self.cached():
+            if record.id not in listed:
+                self._remember(record, None)
+                self._on_network(record, None)
 
     def start(self) -> None:
         self._networks.start()
@@ -86,7 +118,9 @@ class GlobalScope:
             return None
 
     def _network_changed(self, key: str, old: str | None, new: str | None) -> None:
-        self._on_network(self._parse(old), self._parse(new))
+        before, after = self._parse(old), self._parse(new)
+        self._remember(before, after)
+        self._on_network(before, after)
 
     def endpoints_of(self, network_id: str) -> list[dict]:
         prefix = f"{ENDPOINTS}{network_id}/"
@@ -139,6 +173,7 @@ class GlobalScope:
                 self._free(allocator, network)
                 raise self._store_error(exc, f"create network {network.name}") from None
             if won:
+                self._remember(None, network)
                 self._on_network(None, network)  # visible here at once, before the follower sees it
                 return
             self._free(allocator, network)
@@ -181,6 +216,7 @@ class GlobalScope:
             raise self._store_error(exc, f"remove network {network.name}") from None
         if hasattr(driver, "free_network"):
             driver.free_network(network.spec())
+        self._remember(network, None)
         self._on_network(network, None)
 
     # -- addresses and endpoints -------------------------------------------------------

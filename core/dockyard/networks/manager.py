@@ -142,7 +142,10 @@ class NetworkManager:
         if cluster is not None:
             from dockyard.networks.global_scope import GlobalScope
 
-            self.global_scope = GlobalScope(cluster, Network, self._global_network_changed)
+            self.global_scope = GlobalScope(cluster, Network, self._global_network_changed,
+                                            self.root / "global")
+            for network in self.global_scope.cached():
+                self._global_network_changed(None, network)
             self.global_scope.start()
 
     # -- records ---------------------------------------------------------------------
@@ -698,8 +701,8 @@ class NetworkManager:
         """After a daemon start: take back the endpoints of containers still running,
         then let each driver make the kernel match (and drop what a crash left)."""
         if self.global_scope is not None and not self.global_scope.wait_synced(5):
-            log.warning("the cluster store did not answer: endpoints on global networks are taken back "
-                        "once it does")
+            log.warning("the cluster store did not answer: global networks are as this daemon last saw "
+                        "them, and its endpoints are announced once the store answers")
         for container in running:
             netns_path = container.network_settings.get("SandboxKey") or f"/proc/{container.state.Pid}/ns/net"
             attached = list((container.network_settings.get("Networks") or {}).items())

@@ -25,10 +25,12 @@ Change = Callable[[str, "str | None", "str | None"], None]
 
 
 class PrefixFollower:
-    def __init__(self, store: ClusterStore, prefix: str, on_change: Change, retry: float = 1.0) -> None:
+    def __init__(self, store: ClusterStore, prefix: str, on_change: Change, retry: float = 1.0,
+                 on_listed: Callable[[set[str]], None] | None = None) -> None:
         self.store = store
         self.prefix = prefix
         self._on_change = on_change
+        self._on_listed = on_listed  # called with the keys of every full listing, once applied
         self._retry = retry
         self._lock = threading.Lock()
         self._entries: dict[str, str] = {}
@@ -54,7 +56,10 @@ class PrefixFollower:
         while not self._stop.is_set():
             try:
                 listed, revision = self.store.list(self.prefix)
-                self._replace({entry.key: entry.value for entry in listed})
+                current = {entry.key: entry.value for entry in listed}
+                self._replace(current)
+                if self._on_listed is not None:
+                    self._on_listed(set(current))
                 self.synced.set()
                 self._watch = self.store.watch(self.prefix, revision + 1)
                 if self._stop.is_set():

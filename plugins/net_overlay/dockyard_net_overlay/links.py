@@ -26,6 +26,7 @@ VXLAN_PORT = 4789  # IANA's, as Docker's overlay uses
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 _PERMANENT = ndmsg.states["permanent"]
 _SELF = ndmsg.flags["self"]
+_MASTER = ndmsg.flags["master"]
 
 
 class OverlayLinks(NetlinkWorker):
@@ -105,8 +106,11 @@ class OverlayLinks(NetlinkWorker):
         index = self._index(vxlan)
         if index is None:
             return
+        # the VXLAN device's own entry, the ARP answer, and what the bridge learned of the
+        # MAC on the VXLAN port (it would age out, but the endpoint is gone now)
         for request in ({"family": socket.AF_BRIDGE, "lladdr": mac, "dst": vtep, "flags": _SELF},
-                        {"dst": str(address), "lladdr": mac}):
+                        {"dst": str(address), "lladdr": mac},
+                        {"family": socket.AF_BRIDGE, "lladdr": mac, "flags": _MASTER}):
             try:
                 self._ipr.neigh("del", ifindex=index, **request)
             except NetlinkError as exc:
