@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import build, containers, images, networks, system, volumes
+from dockyard.api import build, containers, images, networks, swarm, system, volumes
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.daemon.engine import Engine
@@ -16,4 +16,5 @@ def make_dispatcher(engine: Engine) -> Dispatcher:
     networks.register(router, engine)
     volumes.register(router, engine)
     build.register(router, engine)
+    swarm.register(router, engine)
     return router.dispatch

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from dockyard import API_VERSION, __version__
 from dockyard.errors import EngineError, InvalidParameter
@@ -234,7 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         body = self._body_reader()
         try:
-            api_version, path = split_version(url.path)
+            # as Go's net/http does for moby: routes match the decoded path (test%2001 -> "test 01")
+            api_version, path = split_version(unquote(url.path))
             request = Request(self.command, path, api_version,
                               parse_qs(url.query, keep_blank_values=True), self.headers, body)
             reply = self.dispatcher(request)

@@ -10,5 +10,6 @@
 - `builtin`: the drivers small enough to ship in the core (host and none networks).
 
 Managers may import `events` and `hostinfo`; nothing outside the daemon imports the
-rest (the network manager receives the membership from the engine, as drivers do). Importing this package loads none of its modules.
+rest (the network manager receives the membership from the engine, as drivers do).
+Importing this package loads none of its modules.
 """

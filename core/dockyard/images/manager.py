@@ -10,6 +10,7 @@ did leave is collected by `recover` at the next start.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import threading
@@ -484,9 +485,16 @@ class ImageManager:
         if "dangling" in filters:
             want = filters["dangling"][-1].lower() in ("true", "1")
             views = [v for v in views if (not v.tags and v.id not in parents) == want]
-        if "reference" in filters:
-            views = [v for v in views if any(_reference_matches(p, t)
-                                             for p in filters["reference"] for t in v.tags)]
+        if "reference" in filters:  # as Docker: only the names that match are listed
+            patterns = filters["reference"]
+
+            def matching(names: list[str], name_of=lambda name: name) -> list[str]:
+                return [n for n in names if any(_reference_matches(p, name_of(n)) for p in patterns)]
+
+            views = [dataclasses.replace(v, tags=matching(v.tags),
+                                         digests=matching(v.digests, lambda d: d.partition("@")[0]))
+                     for v in views]
+            views = [v for v in views if v.tags]
         for key, keep in (("before", lambda v, pivot: v.created < pivot.created),
                           ("since", lambda v, pivot: v.created > pivot.created)):
             if key in filters:

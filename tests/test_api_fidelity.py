@@ -1,0 +1,93 @@
+"""Engine API fidelity (issue #15): behaviour the docker CLI, docker-py and compose rely on,
+checked with those clients against a real daemon."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import docker as docker_py
+import pytest
+from conftest import docker, out
+
+pytestmark = [pytest.mark.root, pytest.mark.compat]
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    from dockyard.plugin.testing.daemon import DaemonProcess
+
+    process = DaemonProcess(tmp_path_factory.mktemp("fid", numbered=True)).start()
+    try:
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)
+        yield process
+    finally:
+        process.remove_containers()
+        process.teardown()
+
+
+@pytest.fixture
+def client(daemon):
+    return docker_py.DockerClient(base_url=daemon.host, timeout=60)
+
+
+# -- swarm mode: not in a swarm, said as dockerd says it -------------------------------------
+
+@pytest.mark.parametrize("command", [["node", "ls"], ["service", "ls"], ["secret", "ls"], ["config", "ls"],
+                                     ["swarm", "leave", "--force"], ["node", "inspect", "self"]])
+def test_swarm_commands_say_this_node_is_not_part_of_a_swarm(daemon, command):
+    result = docker(daemon, *command)
+    assert result.returncode == 1
+    assert "This node is not part of a swarm" in result.stderr.decode()
+
+
+def test_swarm_init_says_what_to_use_instead(daemon):
+    result = docker(daemon, "swarm", "init")
+    assert result.returncode == 1
+    assert "does not run swarm mode" in result.stderr.decode() and "--cluster-store" in result.stderr.decode()
+
+
+def test_docker_py_clean_ups_of_swarm_state_succeed(client):
+    assert client.swarm.leave(force=True) is True  # docker-py reads the 503 as "nothing to leave"
+    with pytest.raises(docker_py.errors.APIError) as failure:
+        client.api.inspect_swarm()
+    assert failure.value.status_code == 503
+    assert client.info()["Swarm"]["LocalNodeState"] == "inactive"
+
+
+def test_unknown_routes_are_still_a_json_404(daemon):
+    from dockyard.client import APIError
+
+    with pytest.raises(APIError, match="page not found") as failure:
+        daemon.client().request("GET", "/no/such/route")
+    assert failure.value.status == 404
+
+
+# -- paths are percent-decoded -----------------------------------------------------------------
+
+def test_a_name_with_a_space_is_found_through_its_encoded_path(daemon, client):
+    created = client.networks.create("test 01")
+    assert client.networks.get("test 01").id == created.id  # docker-py sends /networks/test%2001
+    removed = docker(daemon, "network", "rm", "test 01")
+    assert removed.returncode == 0, removed.stderr
+    assert "test 01" not in out(docker(daemon, "network", "ls", "--format", "{{.Name}}"))
+
+
+# -- images --filter reference lists only the names that match ------------------------------
+
+def test_reference_filter_lists_only_the_matching_tags(daemon, client):
+    for tag in ("bb:two", "127.0.0.1:5000/bar/busybox:v1"):
+        assert docker(daemon, "tag", "busybox", tag).returncode == 0
+    try:
+        listed = out(docker(daemon, "images", "--filter", "reference=busybox", "--format",
+                            "{{.Repository}}:{{.Tag}}"))
+        assert listed.splitlines() == ["busybox:latest"]
+        assert out(docker(daemon, "images", "--filter", "reference=bb", "--format",
+                          "{{.Repository}}:{{.Tag}}")).splitlines() == ["bb:two"]
+        assert [image["RepoTags"] for image in client.api.images(name="busybox")] == [["busybox:latest"]]
+        everything = [image.tags for image in client.images.list()]
+        assert sorted(everything[0]) == ["127.0.0.1:5000/bar/busybox:v1", "bb:two", "busybox:latest"]
+    finally:
+        for tag in ("bb:two", "127.0.0.1:5000/bar/busybox:v1"):
+            docker(daemon, "rmi", tag)
