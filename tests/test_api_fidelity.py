@@ -91,3 +91,47 @@ def test_reference_filter_lists_only_the_matching_tags(daemon, client):
     finally:
         for tag in ("bb:two", "127.0.0.1:5000/bar/busybox:v1"):
             docker(daemon, "rmi", tag)
+
+
+# -- exec: Docker's exit codes and messages, the terminal decided at create ----------------
+
+@pytest.fixture(scope="module")
+def sleeper(daemon):
+    result = docker(daemon, "run", "-d", "--name", "fid-sleeper", "busybox", "sh", "-c",
+                    "echo from-the-log; sleep 600")
+    assert result.returncode == 0, result.stderr
+    yield "fid-sleeper"
+    docker(daemon, "rm", "-f", "fid-sleeper")
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["nosuchbinary"], 127, 'exec: "nosuchbinary": executable file not found in $PATH'),
+    (["/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+    (["-u", "nobody2", "true"], 126, "unable to find user nobody2: no matching entries in passwd file"),
+])
+def test_exec_that_cannot_start_exits_like_docker(daemon, sleeper, argv, code, message):
+    options, command = (argv[:2], argv[2:]) if argv[0] == "-u" else ([], argv)
+    result = docker(daemon, "exec", *options, sleeper, *command)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert message in result.stdout.decode()  # Docker writes it into the exec's stream
+
+
+def test_docker_py_sees_the_exit_code_and_the_create_decides_the_terminal(client, sleeper):
+    container = client.containers.get(sleeper)
+    missing = client.api.exec_create(container.id, ["nosuchbinary"])
+    output = client.api.exec_start(missing["Id"])
+    assert b"executable file not found" in output
+    assert client.api.exec_inspect(missing["Id"])["ExitCode"] == 127
+    on_a_pty = client.api.exec_create(container.id, ["echo", "hi"], tty=True)
+    assert client.api.exec_start(on_a_pty["Id"], tty=False) == b"hi\r\n"  # a terminal's line end
+    plain = client.api.exec_create(container.id, ["echo", "hi"])
+    assert client.api.exec_start(plain["Id"]) == b"hi\n"
+
+
+def test_attach_with_logs_and_no_stream_returns_the_logs(client, sleeper):
+    container = client.containers.get(sleeper)
+    assert client.api.attach(container.id, stream=False, logs=True) == b"from-the-log\n"
+    stopped = client.containers.run("busybox", ["echo", "said-before-exiting"], detach=True)
+    stopped.wait()
+    assert client.api.attach(stopped.id, stream=False, logs=True) == b"said-before-exiting\n"
+    stopped.remove()

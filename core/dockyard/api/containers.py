@@ -8,6 +8,7 @@ status code when the condition holds; logs are chunked, one frame per log line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -28,7 +29,7 @@ from dockyard.containers import logs as container_logs
 from dockyard.containers.manager import ContainerManager
 from dockyard.containers.model import Container
 from dockyard.daemon.engine import Engine
-from dockyard.errors import Conflict, InvalidParameter, NotFound, Unavailable
+from dockyard.errors import Conflict, EngineError, InvalidParameter, NotFound, Unavailable
 from dockyard.formats.detachkeys import DetachKeysError, EscapeFilter, parse_detach_keys
 from dockyard.formats.filters import label_filters_match, parse_filters
 from dockyard.formats.units import human_duration
@@ -266,8 +267,12 @@ class _Attachment:
         try:
             for stream, payload in read_frames(self.monitor):
                 if stream == 3:
+                    result = json.loads(payload)
+                    if result.get("Error"):  # the process never started: say why, as Docker does
+                        text = f"OCI runtime exec failed: {result['Error']}: unknown\r\n".encode()
+                        self.client.sendall(text if self.tty else multiplex(1, text))
                     if self.on_exit is not None:
-                        self.on_exit(json.loads(payload))
+                        self.on_exit(result)
                     continue
                 self.client.sendall(payload if self.tty else multiplex(stream, payload))
         except OSError:
@@ -431,6 +436,23 @@ def register(router: Router, engine: Engine) -> None:
         want_stdout, want_stderr = request.flag("stdout"), request.flag("stderr")
         if not request.flag("stream") and not request.flag("logs"):
             raise InvalidParameter("attach needs stream=1 (or logs=1)")
+
+        def replay(client: socket.socket) -> None:
+            """logs=1: what the container wrote so far, before anything live (Docker's order)."""
+            for entry in container_logs.read(str(containers().log_path(container))):
+                if entry is None or (entry.stream == "stdout" and not want_stdout) or \
+                        (entry.stream == "stderr" and not want_stderr):
+                    continue
+                client.sendall(entry.text if tty else multiplex(1 if entry.stream == "stdout" else 2,
+                                                                entry.text))
+
+        if not request.flag("stream"):  # the logs alone, of a running or a stopped container
+            def logs_only(client: socket.socket, reader: BinaryIO) -> None:
+                with contextlib.suppress(OSError):
+                    replay(client)
+                    client.shutdown(socket.SHUT_RDWR)
+
+            return HijackResponse(logs_only, RAW if tty else MULTIPLEXED)
         if container.has_been_started and not container.running and not container.state.Restarting:
             raise Conflict("You cannot attach to a stopped container, start it first")
         detach_keys = _detach_keys(request.arg("detachKeys"))
@@ -441,6 +463,9 @@ def register(router: Router, engine: Engine) -> None:
                 monitor = connect()
             except (Conflict, NotFound):
                 return  # the start failed or the container went: the start call reports why
+            if request.flag("logs"):
+                with contextlib.suppress(OSError):
+                    replay(client)
             _Attachment(client, reader, monitor, tty, want_stdin, detach_keys,
                         on_detach=lambda: containers().event(container, "detach")).run()
 
@@ -630,23 +655,44 @@ def register(router: Router, engine: Engine) -> None:
         body = request.json({}) or {}
         manager = containers()
         record = manager.exec_get(request.params["id"])
-        tty = bool(body.get("Tty", record.config.get("Tty")))
+        # as Docker: the create request decides whether the process gets a terminal; the
+        # start request only how the reply is framed (docker-py sends Tty false here)
+        process_tty = bool(record.config.get("Tty"))
+        framing_tty = bool(body.get("Tty", process_tty))
         detach_keys = _detach_keys(record.config.get("DetachKeys"))
         if body.get("Detach"):
-            manager.exec_start(record.id, detach=True, tty=tty)
+            manager.exec_start(record.id, detach=True, tty=process_tty)
             return Response(200)
-        monitor = manager.exec_start(record.id, detach=False, tty=tty)
+        try:
+            monitor = manager.exec_start(record.id, detach=False, tty=process_tty)
+        except EngineError as exc:
+            if exc.status != 400:  # not running, gone: an HTTP error, as Docker's
+                raise
+            return _failed_exec(manager, record, str(exc), framing_tty)  # said in the stream
 
         def finished(result: dict) -> None:
             if result.get("Error"):
-                record.config["_error"] = result["Error"]
-            manager.exec_finished(record, int(result.get("ExitCode", 126 if result.get("Error") else 0)))
+                manager.exec_failed(record, result["Error"])
+                return
+            manager.exec_finished(record, int(result.get("ExitCode", 0)))
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
-            _Attachment(client, reader, monitor, tty, bool(record.config.get("AttachStdin")),
+            _Attachment(client, reader, monitor, framing_tty, bool(record.config.get("AttachStdin")),
                         detach_keys, on_exit=finished).run()
 
-        return HijackResponse(session, RAW if tty else MULTIPLEXED)
+        return HijackResponse(session, RAW if framing_tty else MULTIPLEXED)
+
+    def _failed_exec(manager, record, message: str, framing_tty: bool) -> HijackResponse:
+        """Docker answers the upgrade, writes why the process did not start into the stream,
+        and records 126 or 127 as the exec's exit code, which the CLI then exits with."""
+        manager.exec_failed(record, message)
+
+        def session(client: socket.socket, reader: BinaryIO) -> None:
+            text = (message + "\r\n").encode()
+            with contextlib.suppress(OSError):
+                client.sendall(text if framing_tty else multiplex(1, text))
+
+        return HijackResponse(session, RAW if framing_tty else MULTIPLEXED)
 
     @router.post("/exec/{id}/resize")
     def exec_resize(request: Request) -> Response:

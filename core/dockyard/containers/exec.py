@@ -140,3 +140,12 @@ def exec_process(manager: ContainerManager, container: Container, config: dict, 
     process.pop("consoleSize", None)
     return process
 
+
+def exec_failed(manager: ContainerManager, record: ExecRecord, message: str) -> None:
+    """The exec's process never started: Docker's exit code for it, 127 when there is no
+    such executable, 126 when it cannot be run (permissions, an unknown user...)."""
+    lowered = message.lower()
+    code = 127 if "executable file not found" in lowered or "no such file or directory" in lowered else 126
+    record.config["_error"] = message
+    record.running = True  # exec_finished ends a running exec, and says so in an event
+    exec_finished(manager, record, code)

@@ -275,6 +275,9 @@ class ContainerManager:
     def exec_finished(self, record: exec.ExecRecord, exit_code: int) -> None:
         return exec.exec_finished(self, record, exit_code)
 
+    def exec_failed(self, record: exec.ExecRecord, message: str) -> None:
+        return exec.exec_failed(self, record, message)
+
     # restore.py: live restore, once at daemon start
     def restore(self) -> None:
         return restore.restore(self)
