@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import docker as docker_py
 import pytest
@@ -130,8 +131,38 @@ def test_docker_py_sees_the_exit_code_and_the_create_decides_the_terminal(client
 
 def test_attach_with_logs_and_no_stream_returns_the_logs(client, sleeper):
     container = client.containers.get(sleeper)
+    deadline = time.monotonic() + 10
+    while b"from-the-log" not in container.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the container writes it just after it starts
     assert client.api.attach(container.id, stream=False, logs=True) == b"from-the-log\n"
     stopped = client.containers.run("busybox", ["echo", "said-before-exiting"], detach=True)
     stopped.wait()
     assert client.api.attach(stopped.id, stream=False, logs=True) == b"said-before-exiting\n"
     stopped.remove()
+
+
+# -- builds ------------------------------------------------------------------------------
+
+def test_an_exception_under_an_ignored_directory_is_copied_with_its_parents(daemon, tmp_path):
+    (tmp_path / "ignored/subdir").mkdir(parents=True)
+    (tmp_path / "ignored/subdir/file").write_text("kept\n")
+    (tmp_path / "ignored/other").write_text("dropped\n")
+    (tmp_path / ".dockerignore").write_text("ignored/\n!ignored/subdir/file\n")
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY ignored /ignored\n")
+    import os
+
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_BUILDKIT": "0",
+           "DOCKER_CONFIG": str(daemon.root / "cfg")}
+    built = subprocess.run(["docker", "build", "-q", "-t", "fid-ignored", str(tmp_path)], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert built.returncode == 0, built.stderr
+    listing = out(docker(daemon, "run", "--rm", "fid-ignored", "find", "/ignored"))
+    assert listing.splitlines() == ["/ignored", "/ignored/subdir", "/ignored/subdir/file"]
+    docker(daemon, "rmi", "fid-ignored")
+
+
+def test_a_run_steps_stderr_streams_in_red(client, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo to-out && echo to-err >&2\n")
+    streams = [m.get("stream", "") for m in client.api.build(path=str(tmp_path), rm=True, decode=True)]
+    assert "to-out\n" in streams
+    assert "\x1b[91mto-err\n\x1b[0m" in streams

@@ -66,11 +66,27 @@ def served(tmp_path):
     def crash(request):
         raise KeyError("bug")
 
+    @router.get("/stream-crash")
+    def stream_crash(request):
+        def produce():
+            yield {"status": "working"}
+            raise KeyError("bug in the middle")
+        kind = request.arg("kind")
+        if kind == "multiplexed":
+            return StreamResponse(_multiplexed_then_crash(),
+                                  content_type="application/vnd.docker.multiplexed-stream")
+        return StreamResponse(json_stream(produce()))
+
     path = str(tmp_path / "api.sock")
     listener = bind_unix("unix://" + path, path, router.dispatch)
     listener.start()
     yield path, state
     listener.close()
+
+
+def _multiplexed_then_crash():
+    yield b"\x01\x00\x00\x00\x00\x00\x00\x03ok\n"
+    raise RuntimeError("log file vanished")
 
 
 def raw_request(path: str, data: bytes) -> bytes:
@@ -185,3 +201,38 @@ def test_a_burst_of_clients_is_queued_not_refused(served):
     finally:
         for sock in sockets:
             sock.close()
+
+
+def dechunk(body: bytes) -> tuple[bytes, bool]:
+    """The payload of a chunked body, and whether it ended with the zero chunk."""
+    payload, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return payload, rest == b"\r\n"
+        payload, rest = payload + rest[:size], rest[size + 2:]
+    return payload, False
+
+
+def test_a_stream_that_fails_half_way_ends_with_an_error_message(served):
+    path, _ = served
+    reply = raw_request(path, b"GET /stream-crash HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    payload, clean_end = dechunk(body)
+    assert clean_end  # never a dropped connection
+    lines = [json.loads(line) for line in payload.splitlines()]
+    assert lines[0] == {"status": "working"}
+    assert lines[-1] == {"error": "internal error: KeyError: 'bug in the middle'",
+                         "errorDetail": {"message": "internal error: KeyError: 'bug in the middle'"}}
+
+
+def test_a_multiplexed_stream_that_fails_ends_with_a_stderr_frame(served):
+    path, _ = served
+    reply = raw_request(path, b"GET /stream-crash?kind=multiplexed HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n")
+    payload, clean_end = dechunk(reply.partition(b"\r\n\r\n")[2])
+    assert clean_end
+    assert payload[:11] == b"\x01\x00\x00\x00\x00\x00\x00\x03ok\n"
+    assert payload[11] == 2 and b"internal error: RuntimeError: log file vanished" in payload[19:]

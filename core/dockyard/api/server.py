@@ -15,6 +15,7 @@ import select
 import socket
 import socketserver
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -178,6 +179,19 @@ def json_stream(messages: Iterable[Any]) -> Iterator[bytes | None]:
         yield None if message is None else (json.dumps(message) + "\n").encode()
 
 
+def stream_error(content_type: str, exc: Exception) -> bytes:
+    """The last message of a stream that failed half-way, in the stream's own format:
+    Docker's `{"error", "errorDetail"}` for JSON streams (what the docker CLI and docker-py
+    raise from), a stderr frame for multiplexed ones, the text for raw ones."""
+    message = str(exc) if isinstance(exc, EngineError) else f"internal error: {type(exc).__name__}: {exc}"
+    if content_type == "application/vnd.docker.multiplexed-stream":
+        text = (message + "\n").encode()
+        return struct.pack(">BxxxI", 2, len(text)) + text
+    if content_type.startswith("application/json"):
+        return (json.dumps({"error": message, "errorDetail": {"message": message}}) + "\n").encode()
+    return (message + "\n").encode()
+
+
 @dataclass
 class HijackResponse:
     """Take over the connection: after the upgrade reply, `session(conn, rfile)` owns
@@ -287,14 +301,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         chunks = iter(reply.chunks)
         try:
-            for chunk in chunks:
-                if chunk is None:
-                    if self._client_gone():
-                        self.close_connection = True
-                        return
-                elif chunk:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.flush()
+            try:
+                for chunk in chunks:
+                    if chunk is None:
+                        if self._client_gone():
+                            self.close_connection = True
+                            return
+                    elif chunk:
+                        self._chunk(chunk)
+            except (ConnectionError, ssl.SSLError):
+                raise
+            except Exception as exc:  # the reply has begun: the error can only be its last message
+                if not isinstance(exc, EngineError):
+                    log.exception("%s %s failed while streaming", self.command, self.path)
+                self._chunk(stream_error(reply.content_type, exc))
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (ConnectionError, ssl.SSLError):
@@ -303,6 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()  # lets the producer release its subscription at once
+
+    def _chunk(self, chunk: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.flush()
 
     def _client_gone(self) -> bool:
         """True when the client closed its end (readable with nothing to read)."""

@@ -664,10 +664,13 @@ def _port_specs(spec: str) -> list[str]:
 
 
 def _output(sock: socket.socket) -> Iterator[str]:
-    """The text a container writes to stdout and stderr, from its monitor's frames."""
+    """The text a container writes to stdout and stderr, from its monitor's frames; stderr
+    in bright red (`\x1b[91m` ... `\x1b[0m`), as Docker's classic builder streams it."""
     from dockyard.monitor.client import read_frames
 
     with contextlib.closing(sock):
         for stream, payload in read_frames(sock):
-            if stream in (1, 2):
+            if stream == 1:
                 yield payload.decode(errors="replace")
+            elif stream == 2:
+                yield "\x1b[91m" + payload.decode(errors="replace") + "\x1b[0m"

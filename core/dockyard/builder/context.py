@@ -317,10 +317,12 @@ def resolve_sources(context_root: Path, sources: Iterable[str], ignore: IgnoreMa
         if has_glob(relative):
             found.extend(_glob(root, relative, ignore))
             continue
-        if relative != "." and ignore.matches(relative):
-            raise _not_found(source, instruction)
         path = _resolve_in_scope(root, relative)
-        if not os.path.lexists(path):
+        # an excluded directory still holds what an exception keeps (`ignored/` with
+        # `!ignored/subdir/file`): the directory is there, with only that in it
+        hidden = relative != "." and ignore.matches(relative) and not (
+            os.path.isdir(path) and ignore.may_keep_under(relative))
+        if hidden or not os.path.lexists(path):
             raise _not_found(source, instruction)
         found.append(ContextSource(relative, path))
     if not found:

@@ -130,7 +130,9 @@ class Placer:
         """A directory source: its content into `destination` (a directory)."""
         self.directory(destination)
         for relative, path in source_files(source, source_root, ignore):
-            parent = resolve_in_rootfs(self.rootfs, posixpath.join(destination, posixpath.dirname(relative)))
+            # the parent may be an excluded directory whose content an exception keeps
+            # (`ignored/` with `!ignored/subdir/file`): it is made as Docker makes it
+            parent = self.directory(posixpath.join(destination, posixpath.dirname(relative)))
             self.entry(path, parent / posixpath.basename(relative))
 
     def archive(self, path: Path, destination: str) -> bool:

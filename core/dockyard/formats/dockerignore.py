@@ -144,7 +144,7 @@ class IgnoreMatcher:
         extra = [clean_path(p) for p in paths if self.matches(p)]
         return IgnoreMatcher(self.patterns + ["!" + p for p in extra])
 
-    def _may_keep_under(self, directory: str) -> bool:
+    def may_keep_under(self, directory: str) -> bool:
         """Whether an exception could re-include something under an excluded directory.
         Like Docker, only exceptions spelled with the directory as a prefix count
         (`!dir/keep` does, `!**/keep` does not), so excluded trees are skipped cheaply."""
@@ -169,7 +169,7 @@ def walk(root: Path, matcher: IgnoreMatcher,
             relative = f"{directory}/{entry.name}" if directory else entry.name
             is_dir = entry.is_dir(follow_symlinks=False)
             if matcher.matches(relative):
-                if is_dir and matcher._may_keep_under(relative):
+                if is_dir and matcher.may_keep_under(relative):
                     yield from visit(relative, pending_parents + [relative])
                 continue
             yield from pending_parents
