@@ -166,3 +166,45 @@ def test_a_run_steps_stderr_streams_in_red(client, tmp_path):
     streams = [m.get("stream", "") for m in client.api.build(path=str(tmp_path), rm=True, decode=True)]
     assert "to-out\n" in streams
     assert "\x1b[91mto-err\n\x1b[0m" in streams
+
+
+# -- what inspect shows --------------------------------------------------------------------
+
+def test_asked_mac_addresses_aliases_runtime_and_options_show_in_inspect(daemon, client):
+    import json
+
+    icc = "com.docker.network.bridge.enable_icc"
+    created = docker(daemon, "network", "create", "-o", f"{icc}=true", "fid-net")
+    assert created.returncode == 0, created.stderr
+    try:
+        run = docker(daemon, "run", "-d", "--name", "fid-mac", "--network", "fid-net", "--mac-address",
+                     "02:42:ac:11:00:99", "busybox", "sleep", "300")
+        assert run.returncode == 0, run.stderr
+        shown = json.loads(out(docker(daemon, "inspect", "fid-mac")))[0]
+        endpoint = shown["NetworkSettings"]["Networks"]["fid-net"]
+        assert endpoint["MacAddress"] == "02:42:ac:11:00:99"
+        assert shown["HostConfig"]["Runtime"] == "runc"
+        short_id = shown["Id"][:12]
+        assert endpoint["Aliases"] == [short_id] and endpoint["DNSNames"] == ["fid-mac", short_id]
+        docker(daemon, "restart", "-t", "1", "fid-mac")
+        again = json.loads(out(docker(daemon, "inspect", "fid-mac")))[0]["NetworkSettings"]["Networks"]
+        assert again["fid-net"]["MacAddress"] == "02:42:ac:11:00:99"  # kept across runs
+        options = json.loads(out(docker(daemon, "network", "inspect", "fid-net")))[0]["Options"]
+        assert options == {icc: "true"}
+
+        api = client.api
+        endpoint_config = api.create_endpoint_config(mac_address="02:42:ac:11:00:98", aliases=["x1"])
+        networking = api.create_networking_config({"fid-net": endpoint_config})
+        container = api.create_container("busybox", "sleep 300", name="fid-mac-py",
+                                         networking_config=networking,
+                                         host_config=api.create_host_config(network_mode="fid-net"))
+        api.start(container["Id"])
+        seen = api.inspect_container(container["Id"])["NetworkSettings"]["Networks"]["fid-net"]
+        assert seen["MacAddress"] == "02:42:ac:11:00:98"
+        assert seen["Aliases"] == ["x1", container["Id"][:12]]
+        bad = docker(daemon, "run", "--rm", "--network", "fid-net", "--mac-address", "02:42:zz", "busybox",
+                     "true")
+        assert bad.returncode != 0 and "not a valid mac address" in bad.stderr.decode()
+    finally:
+        docker(daemon, "rm", "-f", "fid-mac", "fid-mac-py")
+        docker(daemon, "network", "rm", "fid-net")

@@ -108,6 +108,10 @@ _ENDPOINT_DEFAULTS = {
 }
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def mounts_json(container: Container) -> list[dict]:
     return [{k: v for k, v in entry.items() if not k.startswith("_")} for entry in container.mounts]
 
@@ -174,7 +178,8 @@ def inspect(manager: ContainerManager, container: Container, with_size: bool) ->
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": manager.exec_ids(container) or None,
-        "HostConfig": container.host_config,
+        "HostConfig": {**container.host_config,
+                       "Runtime": container.host_config.get("Runtime") or container.runtime},
         "GraphDriver": {"Name": container.driver, "Data": None},
         "Mounts": mounts_json(container),
         "Config": {**container.config, "Image": container.image_name},
@@ -357,7 +362,13 @@ def register(router: Router, engine: Engine) -> None:
     @router.get("/containers/{id}/json")
     def inspect_container(request: Request) -> Response:
         container = lookup(request.params["id"])
-        return json_response(inspect(containers(), container, request.flag("size")))
+        shown = inspect(containers(), container, request.flag("size"))
+        if _version(request.api_version) < (1, 45):  # as moby: the short id and hostname were aliases
+            names = (container.id[:12], container.config.get("Hostname") or container.id[:12])
+            for name, endpoint in shown["NetworkSettings"]["Networks"].items():
+                if name not in ("bridge", "host", "none", "default") and not name.startswith("container:"):
+                    endpoint["Aliases"] = list(dict.fromkeys([*(endpoint.get("Aliases") or []), *names]))
+        return json_response(shown)
 
     @router.post("/containers/{id}/start")
     def start(request: Request) -> Response:
@@ -438,7 +449,12 @@ def register(router: Router, engine: Engine) -> None:
             raise InvalidParameter("attach needs stream=1 (or logs=1)")
 
         def replay(client: socket.socket) -> None:
-            """logs=1: what the container wrote so far, before anything live (Docker's order)."""
+            """logs=1: what the container wrote so far, before anything live (Docker's order).
+
+            docker-py parses the upgrade's headers through a buffered reader, then reads the
+            socket under it: bytes that arrive together with the headers would be lost, so
+            the replay waits a moment after them."""
+            time.sleep(0.02)
             for entry in container_logs.read(str(containers().log_path(container))):
                 if entry is None or (entry.stream == "stdout" and not want_stdout) or \
                         (entry.stream == "stderr" and not want_stderr):
@@ -450,7 +466,12 @@ def register(router: Router, engine: Engine) -> None:
             def logs_only(client: socket.socket, reader: BinaryIO) -> None:
                 with contextlib.suppress(OSError):
                     replay(client)
-                    client.shutdown(socket.SHUT_RDWR)
+                    # half-close and let the client close first: closing with its bytes still
+                    # unread here would reset the connection and could lose the logs in flight
+                    client.shutdown(socket.SHUT_WR)
+                    client.settimeout(5)
+                    while client.recv(65536):
+                        pass
 
             return HijackResponse(logs_only, RAW if tty else MULTIPLEXED)
         if container.has_been_started and not container.running and not container.state.Restarting:

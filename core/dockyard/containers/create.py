@@ -56,7 +56,7 @@ def create(manager: ContainerManager, name: str | None, config: dict, host_confi
     from dockyard.containers.ocispec import validate_host_config
 
     validate_host_config(host_config)
-    network_settings = _requested_networks(manager, host_config, networking_config)
+    network_settings = _requested_networks(manager, host_config, networking_config, merged.get("MacAddress"))
     container_id = secrets.token_hex(32)
     with manager.lock:
         if name is not None:
@@ -103,7 +103,8 @@ def create(manager: ContainerManager, name: str | None, config: dict, host_confi
     return container
 
 
-def _requested_networks(manager: ContainerManager, host_config: dict, networking_config: dict | None) -> dict:
+def _requested_networks(manager: ContainerManager, host_config: dict, networking_config: dict | None,
+                        mac_address: str | None = None) -> dict:
     """The networks a container joins at each start, with what was asked of each
     endpoint (static address, aliases): Docker's NetworkSettings.Networks, without
     the parts that exist only while it runs."""
@@ -129,7 +130,10 @@ def _requested_networks(manager: ContainerManager, host_config: dict, networking
         network = networks.find(name)
         if network is None:  # not a 404: the docker CLI would take that for a missing image
             raise InvalidParameter(f"network {name} not found")
-        requested[network.name] = networks.endpoint_config(network, endpoints.get(name))
+        asked = dict(endpoints.get(name) or {})
+        if name == primary and mac_address and not asked.get("MacAddress"):
+            asked["MacAddress"] = mac_address  # Config.MacAddress, as API < 1.44 clients send it
+        requested[network.name] = networks.endpoint_config(network, asked)
     return {"Networks": requested}
 
 

@@ -63,19 +63,14 @@ def leave_networks(manager: ContainerManager, container: Container) -> None:
     settings = container.network_settings
     for name, endpoint in (settings.get("Networks") or {}).items():
         settings["Networks"][name] = {key: endpoint.get(key) for key in
-                                      ("NetworkID", "IPAMConfig", "Aliases", "MacAddress")
+                                      ("NetworkID", "IPAMConfig", "Aliases", "MacAddress", "_MacAsked")
                                       if key in endpoint}
-        if not (endpoint.get("IPAMConfig") or {}).get("IPv4Address") and \
-                not _asked_for_mac(container, name):
-            settings["Networks"][name]["MacAddress"] = ""
+        if not (endpoint.get("IPAMConfig") or {}).get("IPv4Address") and not endpoint.get("_MacAsked"):
+            settings["Networks"][name]["MacAddress"] = ""  # derived from the address: made anew
     settings.pop("Ports", None)
     settings.pop("SandboxKey", None)
     settings.pop("_Gateway", None)
 
-
-def _asked_for_mac(container: Container, network_name: str) -> bool:
-    return bool(container.config.get("MacAddress")) and network_name == next(
-        iter(container.network_settings.get("Networks") or {}), None)
 
 
 def connect_network(manager: ContainerManager, name_or_id: str, network_name: str,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -38,6 +39,7 @@ PREDEFINED = ("bridge", "host", "none")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 # Docker's: the local bridge through which containers whose networks all span hosts reach
 # the outside world and publish ports (its containers cannot talk to each other over it)
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 GATEWAY_NETWORK = "docker_gwbridge"
 GATEWAY_OPTIONS = {BRIDGE_NAME_OPTION: "dy_gwbridge", "com.docker.network.bridge.enable_icc": "false",
                    "com.docker.network.bridge.enable_ip_masquerade": "true"}
@@ -658,8 +660,12 @@ class NetworkManager:
         if config.get("Aliases") and network.predefined:
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined "
                                    "networks")
+        mac = config.get("MacAddress") or ""
+        if mac and not _MAC.match(mac):
+            raise InvalidParameter(f"{mac} is not a valid mac address")
+        # _MacAsked: the MAC is the user's, kept across runs (a derived one is made anew)
         return {"NetworkID": network.id, "IPAMConfig": ipam_config or None,
-                "Aliases": list(config.get("Aliases") or []), "MacAddress": config.get("MacAddress") or ""}
+                "Aliases": list(config.get("Aliases") or []), "MacAddress": mac, "_MacAsked": bool(mac)}
 
     def connect_running(self, network: Network, container, wanted: dict) -> dict:
         netns_path = self._netns.get(container.id) or f"/proc/{container.state.Pid}/ns/net"
