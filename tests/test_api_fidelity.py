@@ -208,3 +208,25 @@ def test_asked_mac_addresses_aliases_runtime_and_options_show_in_inspect(daemon,
     finally:
         docker(daemon, "rm", "-f", "fid-mac", "fid-mac-py")
         docker(daemon, "network", "rm", "fid-net")
+
+
+def test_add_host_reaches_run_steps_and_docker_py_reads_an_outside_dockerfile(daemon, client, tmp_path):
+    import os
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "f").write_text("x\n")
+    elsewhere = tmp_path / "Dockerfile.elsewhere"
+    elsewhere.write_text("FROM busybox\nCOPY f /f\nRUN grep -c '10.1.2.3.*myhost' /etc/hosts\n")
+    # docker-py sends a Dockerfile from outside the context inside it, under a generated name
+    image, log = client.images.build(path=str(context), dockerfile=str(elsewhere),
+                                     extra_hosts={"myhost": "10.1.2.3"})
+    assert "1\n" in [line.get("stream") for line in log]
+    client.images.remove(image.id)
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_BUILDKIT": "0",
+           "DOCKER_CONFIG": str(daemon.root / "cfg")}
+    built = subprocess.run(["docker", "build", "--no-cache", "--add-host", "myhost:10.1.2.3",
+                            "-f", str(elsewhere), "-t", "fid-hosts", str(context)],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert built.returncode == 0, built.stderr
+    docker(daemon, "rmi", "fid-hosts")

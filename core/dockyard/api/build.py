@@ -89,6 +89,8 @@ def register(router: Router, engine: Engine) -> None:
             cache_from=[str(n) for n in _json_arg(request, "cachefrom", list)],
             platform=request.arg("platform") or "",
             credentials=_registry_config(request.headers.get("X-Registry-Config")),
+            # the docker CLI joins them with commas, docker-py repeats the parameter
+            extra_hosts=[host for value in request.args("extrahosts") for host in value.split(",") if host],
         )
         context = Path(tempfile.mkdtemp(prefix="context-", dir=engine.images.tmp_dir))
         try:

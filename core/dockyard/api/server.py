@@ -104,8 +104,10 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
+        """The first value, as Go's FormValue gives moby: docker-py sends `dockerfile`
+        twice for a Dockerfile outside the context (its name in the tar, then its text)."""
         values = self.query.get(name)
-        return values[-1] if values else default
+        return values[0] if values else default
 
     def args(self, name: str) -> list[str]:
         return list(self.query.get(name, []))

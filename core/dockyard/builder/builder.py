@@ -76,6 +76,7 @@ class BuildOptions:
     cache_from: list[str] = field(default_factory=list)
     platform: str = ""
     credentials: dict = field(default_factory=dict)  # registry host -> Credentials
+    extra_hosts: list[str] = field(default_factory=list)  # --add-host host:address, for RUN steps
 
 
 @dataclass
@@ -515,7 +516,7 @@ class _Run:
             "AttachStdout": True,
             "AttachStderr": True,
             "Labels": {INTERMEDIATE_LABEL: "true"},
-        }, {"NetworkMode": network_mode or "default"})
+        }, {"NetworkMode": network_mode or "default", "ExtraHosts": list(self.options.extra_hosts) or None})
         self.live_containers.add(container.id)
         return container
 
