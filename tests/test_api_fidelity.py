@@ -230,3 +230,15 @@ def test_add_host_reaches_run_steps_and_docker_py_reads_an_outside_dockerfile(da
                            capture_output=True, text=True, env=env, timeout=120)
     assert built.returncode == 0, built.stderr
     docker(daemon, "rmi", "fid-hosts")
+
+
+def test_commit_of_a_container_exiting_meanwhile_never_fails(daemon):
+    """Each container ends about when the commit pauses it: the commit must work either way."""
+    for n in range(8):
+        started = docker(daemon, "run", "-d", "busybox", "sh", "-c", f"usleep {n * 15000}")
+        assert started.returncode == 0, started.stderr
+        container = out(started)
+        committed = docker(daemon, "commit", container, f"fid-commit:{n}")
+        assert committed.returncode == 0, committed.stderr
+        docker(daemon, "rm", "-f", container)
+        docker(daemon, "rmi", f"fid-commit:{n}")

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from dockyard.containers.model import Container
 from dockyard.containers.ocispec import resolve_in_rootfs
-from dockyard.errors import InvalidParameter, NotFound
+from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.plugin.archive import UnsafeArchive, apply_layer
 
 CHUNK = 1 << 20
@@ -201,8 +201,11 @@ def commit(manager, container: Container, repo: str | None, tag: str | None, com
     images = manager.context.images
     paused_here = False
     if pause and container.running and not container.state.Paused:
-        manager.pause(container.id)
-        paused_here = True
+        try:
+            manager.pause(container.id)
+            paused_here = True
+        except Conflict:
+            pass  # it exited (or was paused) between the check and the pause: nothing to pause
     try:
         base = images.resolve(container.image_id)
         base_config = images.config(base)
@@ -236,7 +239,10 @@ def commit(manager, container: Container, repo: str | None, tag: str | None, com
             record.extra["parent"] = base.id
             images.images.add(record)
     finally:
-        if paused_here:
-            manager.unpause(container.id)
+        if paused_here and container.state.Paused:
+            try:
+                manager.unpause(container.id)
+            except Conflict:
+                pass  # it was unpaused or ended meanwhile
     manager.event(container, "commit", comment=comment)
     return record.id

@@ -100,7 +100,14 @@ def pause(manager: ContainerManager, name_or_id: str) -> None:
             raise Conflict(f"Container {container.id} is not running")
         if container.state.Paused:
             raise Conflict(f"Container {container.id} is already paused")
-        manager.runtime(container).pause(container.id)
+        runtime = manager.runtime(container)
+        try:
+            runtime.pause(container.id)
+        except (RuntimeFailure, ContainerNotFound):
+            if _still_runs(runtime, container.id):
+                raise
+            # it exited an instant ago and its supervisor has not recorded it yet
+            raise Conflict(f"Container {container.id} is not running") from None
         container.state.Paused, container.state.Status = True, "paused"
         manager.save(container)
     manager.event(container, "pause")
@@ -116,3 +123,9 @@ def unpause(manager: ContainerManager, name_or_id: str) -> None:
         manager.save(container)
     manager.event(container, "unpause")
 
+
+def _still_runs(runtime, container_id: str) -> bool:
+    try:
+        return runtime.state(container_id).status in ("running", "paused", "created")
+    except (RuntimeFailure, ContainerNotFound):
+        return False
