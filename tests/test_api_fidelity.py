@@ -242,3 +242,46 @@ def test_commit_of_a_container_exiting_meanwhile_never_fails(daemon):
         assert committed.returncode == 0, committed.stderr
         docker(daemon, "rm", "-f", container)
         docker(daemon, "rmi", f"fid-commit:{n}")
+
+
+# -- docker cp under volumes and binds ---------------------------------------------------------
+
+def test_cp_reaches_volumes_and_binds_of_created_and_stopped_containers(daemon, tmp_path):
+    import os
+
+    hostdir = tmp_path / "bound"
+    hostdir.mkdir()
+    (tmp_path / "note.txt").write_text("copied in\n")
+    created = docker(daemon, "create", "--name", "fid-cp", "-v", "fid-vol:/vol1", "-v", f"{hostdir}:/bind",
+                     "-v", "fid-vol-ro:/ro:ro", "busybox", "sh", "-c", "cat /vol1/note.txt")
+    assert created.returncode == 0, created.stderr
+    try:
+        for destination in ("fid-cp:/vol1/", "fid-cp:/bind/"):
+            copied = docker(daemon, "cp", str(tmp_path / "note.txt"), destination)
+            assert copied.returncode == 0, copied.stderr
+        assert (hostdir / "note.txt").read_text() == "copied in\n"
+        refused = docker(daemon, "cp", str(tmp_path / "note.txt"), "fid-cp:/ro/")
+        assert refused.returncode != 0 and "read-only" in refused.stderr.decode()
+        started = docker(daemon, "start", "-a", "fid-cp")
+        assert out(started) == "copied in"  # the container sees what went into its volume
+        back = tmp_path / "back"
+        back.mkdir()
+        fetched = docker(daemon, "cp", "fid-cp:/vol1/note.txt", str(back))  # stopped now
+        assert fetched.returncode == 0, fetched.stderr
+        assert (back / "note.txt").read_text() == "copied in\n"
+        whole = docker(daemon, "cp", "fid-cp:/vol1", str(back / "vol"))
+        assert whole.returncode == 0 and sorted(os.listdir(back / "vol")) == ["note.txt"]
+    finally:
+        docker(daemon, "rm", "-f", "-v", "fid-cp")
+        docker(daemon, "volume", "rm", "fid-vol", "fid-vol-ro")
+
+
+def test_many_execs_on_a_terminal_leave_the_container_running(client, sleeper):
+    """A pty that reports its end before the exec's exit was closed twice, and the second
+    close killed the container's monitor (and with it the container)."""
+    container = client.containers.get(sleeper)
+    for _ in range(25):
+        created = client.api.exec_create(container.id, ["echo", "hi"], tty=True)
+        assert client.api.exec_start(created["Id"], tty=False) == b"hi\r\n"
+    container.reload()
+    assert container.status == "running"

@@ -614,8 +614,7 @@ def register(router: Router, engine: Engine) -> None:
         if not path:
             raise InvalidParameter("give the path inside the container (path=...)")
         if request.method == "HEAD":
-            with filesystem.mounted(containers(), container) as rootfs:
-                info = filesystem.path_stat(rootfs, path)
+            info = filesystem.archive_stat(containers(), container, path)
             return Response(200, headers={"X-Docker-Container-Path-Stat": filesystem.stat_header(info)})
         info, chunks = filesystem.get_archive(containers(), container, path)
         return StreamResponse(chunks, content_type="application/x-tar",
@@ -698,6 +697,9 @@ def register(router: Router, engine: Engine) -> None:
             manager.exec_finished(record, int(result.get("ExitCode", 0)))
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
+            # an exec's first output can follow the upgrade's headers at once, and docker-py
+            # would lose bytes that arrive with them (see the logs replay of attach)
+            time.sleep(0.02)
             _Attachment(client, reader, monitor, framing_tty, bool(record.config.get("AttachStdin")),
                         detach_keys, on_exit=finished).run()
 
@@ -709,6 +711,7 @@ def register(router: Router, engine: Engine) -> None:
         manager.exec_failed(record, message)
 
         def session(client: socket.socket, reader: BinaryIO) -> None:
+            time.sleep(0.02)  # after the upgrade's headers, as for any exec's output
             text = (message + "\r\n").encode()
             with contextlib.suppress(OSError):
                 client.sendall(text if framing_tty else multiplex(1, text))

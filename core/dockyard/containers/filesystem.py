@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import stat
 import tarfile
 import time
@@ -42,6 +43,33 @@ def mounted(manager, container: Container) -> Iterator[Path]:
         yield rootfs
     finally:
         manager.context.storage.unmount(container.layer_id)
+
+
+@contextlib.contextmanager
+def copy_root(manager, container: Container, path: str) -> Iterator[tuple[Path, str]]:
+    """Where `docker cp` finds `path`: the directory it lives under and the path inside
+    that. Under a volume or bind mount point that is the mount's source, as the
+    container itself sees it, running or not (Docker mounts them for the copy); anywhere
+    else the root filesystem, mounted for the block."""
+    clean = "/" + path.strip("/")
+    entry = mount_entry(container, path)
+    if entry is None:
+        with mounted(manager, container) as rootfs:
+            yield rootfs, path
+        return
+    inner = "/" + clean[len(entry["Destination"].rstrip("/")):].lstrip("/")
+    if path.endswith("/") and inner != "/":
+        inner += "/"
+    if entry["Type"] == "bind":
+        yield Path(entry["Source"]), inner
+        return
+    volumes = manager.context.volumes
+    holder = f"{container.id}-copy-{secrets.token_hex(4)}"  # counted apart from the container's own use
+    source = volumes.mount(entry["Name"], holder)
+    try:
+        yield Path(source), inner
+    finally:
+        volumes.unmount(entry["Name"], holder)
 
 
 def changes(manager, container: Container) -> list[dict]:
@@ -131,13 +159,24 @@ def _tar_entries(target: Path, arcname: str) -> Iterator[bytes]:
     yield b"\0" * (tarfile.BLOCKSIZE * 2)
 
 
+def archive_stat(manager, container: Container, path: str) -> dict:
+    """`HEAD .../archive`: what `docker cp` learns of a path before copying."""
+    with copy_root(manager, container, path) as (root, inner):
+        info = path_stat(root, inner)
+    if inner == "/" and path.strip("/"):  # the mount point itself: named as the container names it
+        info["name"] = path.rstrip("/").rpartition("/")[2]
+    return info
+
+
 def get_archive(manager, container: Container, path: str) -> tuple[dict, Iterator[bytes]]:
     """(stat, tar chunks) of a path in the container, for `docker cp CONTAINER:PATH ...`."""
-    mount = mounted(manager, container)
-    rootfs = mount.__enter__()
+    mount = copy_root(manager, container, path)
+    root, inner = mount.__enter__()
     try:
-        info = path_stat(rootfs, path)
-        target, _ = _inside(rootfs, path)
+        info = path_stat(root, inner)
+        if inner == "/" and path.strip("/"):
+            info["name"] = path.rstrip("/").rpartition("/")[2]
+        target, _ = _inside(root, inner)
     except BaseException:
         mount.__exit__(None, None, None)
         raise
@@ -157,19 +196,30 @@ def put_archive(manager, container: Container, path: str, stream: BinaryIO,
     """Unpack a tar into a directory of the container (`docker cp ... CONTAINER:PATH`)."""
     from dockyard.images.compression import decompressed
 
-    with mounted(manager, container) as rootfs:
-        target = resolve_in_rootfs(rootfs, path)
+    with copy_root(manager, container, path) as (root, inner):
+        target = resolve_in_rootfs(root, inner)
         if not target.exists():
             raise NotFound(f"Could not find the file {path} in container {container.name}")
         if not target.is_dir():
             raise InvalidParameter(f"extraction point is not a directory: {path}")
-        if container.host_config.get("ReadonlyRootfs"):
+        entry = mount_entry(container, path)
+        if entry is None and container.host_config.get("ReadonlyRootfs"):
             raise InvalidParameter("container rootfs is marked read-only")
+        if entry is not None and not entry["RW"]:
+            raise InvalidParameter("mounted volume is marked read-only")
         try:
             apply_layer(decompressed(stream), target, whiteouts="delete")
         except UnsafeArchive as exc:
             raise InvalidParameter(f"refusing the archive: {exc}") from None
     manager.event(container, "extract-to-dir", path=path)
+
+
+def mount_entry(container: Container, path: str) -> dict | None:
+    """The volume or bind mount (the deepest) that `path` of the container lies under."""
+    clean = "/" + path.strip("/")
+    under = [m for m in container.mounts if m["Type"] in ("volume", "bind")
+             and (clean == m["Destination"] or clean.startswith(m["Destination"].rstrip("/") + "/"))]
+    return max(under, key=lambda m: len(m["Destination"]), default=None)
 
 
 class ChunkReader:

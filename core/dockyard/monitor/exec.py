@@ -114,7 +114,8 @@ def exec_output(monitor: Monitor, fd: int, data: bytes) -> bool:
     stream = session.output_fds[fd]
     if not data:
         del session.output_fds[fd]
-        os.close(fd)
+        if fd != session.pty:  # the pty is also the exec's stdin: it is closed once, at the end
+            os.close(fd)
         maybe_finish_exec(monitor, session)
     elif session.client is not None:
         session.client.send(frame(stream, data))
