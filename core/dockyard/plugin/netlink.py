@@ -61,3 +61,30 @@ class NetlinkWorker:
             if exc.code in (errno.ENODEV, errno.ENOENT):
                 return False
             raise NetworkDriverError(f"could not delete link {name}: {exc}") from None
+
+
+def configure_interface(netns_fd: int, index: int, address, gateway=None) -> None:
+    """Inside a container's namespace: the interface's address (an IPv4Interface), the
+    link up, and with `gateway` the default route through it (replacing one that is
+    there: the engine gives one endpoint the default route)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from dockyard.plugin.netns import run_in_netns
+
+    def work() -> None:
+        with IPRoute(groups=0) as ipr:
+            if address is not None:
+                try:
+                    ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
+            ipr.link("set", index=index, state="up")
+            if gateway is not None:
+                ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+
+    try:
+        run_in_netns(netns_fd, work, name="interface setup")
+    except NetlinkError as exc:
+        raise NetworkDriverError(f"could not configure the container's interface: {exc}") from None

@@ -10,10 +10,11 @@ import threading
 from collections.abc import Sequence
 
 from dockyard.plugin import DriverContext, EndpointSpec, NetworkDriverError, NetworkSpec
+from dockyard.plugin.netlink import configure_interface
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .firewall import Firewall
-from .links import Links, configure_peer
+from .links import Links
 from .options import (
     VETH_PREFIX,
     BridgeNetwork,
@@ -118,7 +119,7 @@ class BridgeDriver:
                                               endpoint.interface_name, endpoint.mac_address,
                                               isolated=not bridge.icc)
             gateway = bridge.gateway.ip if endpoint.default_route and endpoint.address is not None else None
-            configure_peer(netns_fd, peer_index, endpoint.address, gateway)
+            configure_interface(netns_fd, peer_index, endpoint.address, gateway)
             if record.ports:
                 with self._lock_for(bridge.network_id):
                     if not self._firewall.add_ports(bridge, record):  # the table was gone: rewrite it

@@ -15,12 +15,10 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface
 
 from dockyard.plugin import NetworkDriverError
 from dockyard.plugin.netlink import NetlinkWorker, on_worker
-from dockyard.plugin.netns import run_in_netns
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .options import BridgeNetwork
@@ -191,27 +189,3 @@ class Links(NetlinkWorker):
             self._ipr.link("set", index=host["index"], master=bridge_index)
         self._ipr.link("set", index=host["index"], state="up")
         self._ipr.brport("set", index=host["index"], mode=1, isolated=1 if isolated else 0)
-
-
-def configure_peer(netns_fd: int, peer_index: int, address: IPv4Interface | None,
-                   gateway: IPv4Address | None) -> None:
-    """Inside the container's namespace: the address, link up, and the default route via
-    `gateway` (replacing one that is there: the engine gives one endpoint the default route)."""
-
-    def work() -> None:
-        with IPRoute(groups=0) as ipr:
-            if address is not None:
-                try:
-                    ipr.addr("add", index=peer_index, address=str(address.ip),
-                             prefixlen=address.network.prefixlen)
-                except NetlinkError as exc:
-                    if exc.code != errno.EEXIST:
-                        raise
-            ipr.link("set", index=peer_index, state="up")
-            if gateway is not None:
-                ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=peer_index)
-
-    try:
-        run_in_netns(netns_fd, work, name="bridge netns setup")
-    except NetlinkError as exc:
-        raise NetworkDriverError(f"could not configure the container's interface: {exc}") from None

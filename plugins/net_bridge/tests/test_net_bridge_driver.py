@@ -241,7 +241,7 @@ class TestBridgeDriver:
             raise NetworkDriverError(f"injected failure in the {failing_step} step")
 
         if failing_step == "namespace":
-            monkeypatch.setattr(driver_module, "configure_peer", fail)
+            monkeypatch.setattr(driver_module, "configure_interface", fail)
         else:
             monkeypatch.setattr(Firewall, "add_ports", fail)
         endpoint = net.endpoint_spec(network, net.namespace(), 2, ports=[PortBinding("tcp", 80, free_port())])

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dockyard.plugin import DriverContext, EndpointSpec, NetworkDriverError, NetworkSpec, StoreError
+from dockyard.plugin.netlink import configure_interface
 
-from .links import VXLAN_OVERHEAD, OverlayLinks, configure_peer
+from .links import VXLAN_OVERHEAD, OverlayLinks
 from .peers import Peer, PeerTable
 
 VNI_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
@@ -155,7 +156,7 @@ class OverlayDriver:
             index = self._links.add_veth(host_name, overlay.bridge, overlay.mtu, fd, endpoint.interface_name,
                                          endpoint.mac_address)
             try:
-                configure_peer(fd, index, endpoint.address)
+                configure_interface(fd, index, endpoint.address)  # no gateway: the subnet is on-link
                 self._peers.announce(self._peer(network, endpoint))
             except BaseException as exc:
                 self._links.delete(host_name)

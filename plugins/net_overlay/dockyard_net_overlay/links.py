@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import errno
 import socket
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address
 
 from dockyard.plugin import NetworkDriverError
 from dockyard.plugin.netlink import NetlinkWorker, on_worker
-from dockyard.plugin.netns import run_in_netns
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import ndmsg
 
@@ -152,24 +150,3 @@ class OverlayLinks(NetlinkWorker):
     @on_worker
     def exists(self, name: str) -> bool:
         return self._get(name) is not None
-
-
-def configure_peer(netns_fd: int, peer_index: int, address: IPv4Interface | None) -> None:
-    """Inside the container's namespace: the address and the link up. An overlay endpoint
-    gives no default route: its subnet is on-link."""
-
-    def work() -> None:
-        with IPRoute(groups=0) as ipr:
-            if address is not None:
-                try:
-                    ipr.addr("add", index=peer_index, address=str(address.ip),
-                             prefixlen=address.network.prefixlen)
-                except NetlinkError as exc:
-                    if exc.code != errno.EEXIST:
-                        raise
-            ipr.link("set", index=peer_index, state="up")
-
-    try:
-        run_in_netns(netns_fd, work, name="overlay netns setup")
-    except NetlinkError as exc:
-        raise NetworkDriverError(f"could not configure the container's interface: {exc}") from None
