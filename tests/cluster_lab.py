@@ -65,7 +65,11 @@ class Lab:
 
 
 def info(daemon) -> dict:
-    return docker.DockerClient(base_url=daemon.host, timeout=30).info()
+    client = docker.DockerClient(base_url=daemon.host, timeout=30)
+    try:
+        return client.info()
+    finally:
+        client.close()
 
 
 def peers(daemon) -> set[str]:

@@ -30,7 +30,9 @@ def daemon(tmp_path_factory):
 
 @pytest.fixture
 def client(daemon):
-    return docker_py.DockerClient(base_url=daemon.host, timeout=60)
+    client = docker_py.DockerClient(base_url=daemon.host, timeout=60)
+    yield client
+    client.close()
 
 
 # -- swarm mode: not in a swarm, said as dockerd says it -------------------------------------

@@ -177,7 +177,7 @@ def test_apply_leaks_no_file_descriptors(tmp_path: Path, target: Path) -> None:
     for tar in StorageDriverSuite.hostile_tars(tmp_path / "outside").values():
         with pytest.raises(UnsafeArchive):
             apply_layer(tar.stream(), target)
-    assert open_fds() == before
+    assert open_fds() <= before  # other tests' sockets may close meanwhile; none may stay open
 
 
 # -- whiteouts ----------------------------------------------------------------------------

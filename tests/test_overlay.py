@@ -310,6 +310,8 @@ def test_options_labels_and_docker_py(cluster):
     assert bad.returncode != 0 and "unknown overlay network option 'color'" in bad.stderr
     assert "bad" not in names(d2)
     made.remove()
+    one.close()
+    two.close()
 
 
 def test_one_store_member_killed_changes_nothing_for_overlay_networks(cluster, lab):
