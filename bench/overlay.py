@@ -26,11 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from dockyard.client import APIError
-from dockyard.plugin.testing.etcd import EtcdCluster
+from dockyard.plugin.testing.etcd import DIRECT, EtcdCluster
 from dockyard.plugin.testing.hosts import HostNetwork
 from network import pump_seconds
 
@@ -218,7 +217,7 @@ def store_counters(cluster: Cluster) -> dict[str, float]:
     and messages it sent on watch streams (each carries the events of one revision)."""
     counts: dict[str, float] = {}
     url = cluster.etcd.members[0].client_url + "/metrics"
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as response:
+    with DIRECT.open(url, timeout=10) as response:
         for line in response.read().decode().splitlines():
             match = METRIC.match(line)
             if match is None:

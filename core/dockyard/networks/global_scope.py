@@ -102,9 +102,6 @@ class GlobalScope:
     def wait_synced(self, timeout: float) -> bool:
         return self._networks.synced.wait(timeout)
 
-    def _store_error(self, exc: StoreError, doing: str) -> EngineError:
-        return Unavailable(f"cannot {doing}: {exc}")
-
     # -- the view ----------------------------------------------------------------------
 
     def _parse(self, value: str | None):
@@ -147,7 +144,7 @@ class GlobalScope:
         try:
             taken = [IPv4Network(e.key[len(SUBNETS):].replace("_", "/")) for e in store.list(SUBNETS)[0]]
         except StoreError as exc:
-            raise self._store_error(exc, f"create network {network.name}") from None
+            raise _store_error(exc, f"create network {network.name}") from None
         candidates = [subnet] if subnet is not None else list(self._pools())
         routes = self._routes()
         allocator = driver if hasattr(driver, "allocate_network") else None
@@ -171,7 +168,7 @@ class GlobalScope:
                 won = store.commit({key: 0 for key in list(keys)[:3]}, put=keys)
             except StoreError as exc:
                 self._free(allocator, network)
-                raise self._store_error(exc, f"create network {network.name}") from None
+                raise _store_error(exc, f"create network {network.name}") from None
             if won:
                 self._remember(None, network)
                 self._on_network(None, network)  # visible here at once, before the follower sees it
@@ -213,7 +210,7 @@ class GlobalScope:
             if not store.commit({record.key: record.revision}, delete=keys):
                 raise Conflict(f"network {network.name} changed while being removed: try again")
         except StoreError as exc:
-            raise self._store_error(exc, f"remove network {network.name}") from None
+            raise _store_error(exc, f"remove network {network.name}") from None
         if hasattr(driver, "free_network"):
             driver.free_network(network.spec())
         self._remember(network, None)
@@ -247,7 +244,7 @@ class GlobalScope:
                 if store.commit({key: 0}, put={key: value}, lease=self.node.lease):
                     return self._hold(key, value, free, subnet)
         except StoreError as exc:
-            raise self._store_error(exc, f"take an address on network {network.name}") from None
+            raise _store_error(exc, f"take an address on network {network.name}") from None
 
     def _hold(self, key: str, value: str, address: IPv4Address, subnet: IPv4Network) -> IPv4Interface:
         with self._lock:
@@ -316,6 +313,10 @@ class GlobalScope:
             if name in (endpoint.get("Names") or []):
                 found.append(IPv4Interface(endpoint["Address"]).ip)
         return found
+
+
+def _store_error(exc: StoreError, doing: str) -> EngineError:
+    return Unavailable(f"cannot {doing}: {exc}")
 
 
 def _subnet_key(subnet: IPv4Network) -> str:

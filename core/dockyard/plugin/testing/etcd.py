@@ -22,6 +22,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+# the members are on the test's own addresses: never through a proxy from the environment
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def etcd_binary() -> str | None:
     return shutil.which("etcd")
@@ -100,7 +103,7 @@ class EtcdCluster:
         if member.process is None or member.process.poll() is not None:
             return False
         try:
-            with _opener(member).open(member.client_url + "/health", timeout=2) as response:
+            with DIRECT.open(member.client_url + "/health", timeout=2) as response:
                 return b'"true"' in response.read()
         except OSError:
             return False
@@ -149,8 +152,3 @@ class EtcdCluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def _opener(member: EtcdMember) -> urllib.request.OpenerDirector:
-    """No proxies: the members are on the test's own addresses."""
-    del member
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
