@@ -8,13 +8,12 @@ from dockyard.api.server import Dispatcher
 from dockyard.daemon.engine import Engine
 
 
-def make_dispatcher(engine: Engine) -> Dispatcher:
+def make_router(engine: Engine) -> Router:
     router = Router()
-    system.register(router, engine)
-    images.register(router, engine)
-    containers.register(router, engine)
-    networks.register(router, engine)
-    volumes.register(router, engine)
-    build.register(router, engine)
-    swarm.register(router, engine)
-    return router.dispatch
+    for routes in (system, images, containers, networks, volumes, build, swarm):
+        routes.register(router, engine)
+    return router
+
+
+def make_dispatcher(engine: Engine) -> Dispatcher:
+    return make_router(engine).dispatch

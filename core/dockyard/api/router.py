@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from dockyard import API_VERSION, MIN_API_VERSION
 from dockyard.api.server import Reply, Request, error_response
+from dockyard.api.validation import RouteTypes, route_types
 from dockyard.errors import InvalidParameter
 
 Handler = Callable[[Request], Reply]
@@ -53,10 +54,13 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 class Router:
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler, RouteTypes | None]] = []
+        self.patterns: list[tuple[str, str, RouteTypes | None]] = []  # as added, for tests and docs
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        self._routes.append((method, _compile(pattern), handler))
+        types = route_types(method, pattern)
+        self._routes.append((method, _compile(pattern), handler, types))
+        self.patterns.append((method, pattern, types))
 
     def get(self, pattern: str) -> Callable[[Handler], Handler]:
         return self._decorator("GET", pattern)
@@ -78,11 +82,14 @@ class Router:
 
     def dispatch(self, request: Request) -> Reply:
         method = "GET" if request.method == "HEAD" else request.method
-        for route_method, pattern, handler in self._routes:
+        for route_method, pattern, handler, types in self._routes:
             if route_method != method:
                 continue
             match = pattern.match(request.path)
             if match:
                 request.params = match.groupdict()
+                if types is not None:
+                    types.check_query(request.query)
+                    request.types = types
                 return handler(request)
         return error_response(404, "page not found")

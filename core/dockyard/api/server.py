@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dockyard import API_VERSION, __version__
+from dockyard.api.validation import RouteTypes, parse_json
 from dockyard.errors import EngineError, InvalidParameter
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Request:
     headers: Any  # email.message.Message: case-insensitive get()
     body: ChunkedReader | LimitedReader
     params: dict[str, str] = field(default_factory=dict)
+    types: RouteTypes | None = None  # the route's published request types, set by the router
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """The first value, as Go's FormValue gives moby: docker-py sends `dockerfile`
@@ -139,9 +141,10 @@ class Request:
         if not data.strip():
             return default
         try:
-            return json.loads(data)
+            value = parse_json(data)
         except ValueError as exc:
             raise InvalidParameter(f"malformed JSON body: {exc}") from None
+        return self.types.check_body(value) if self.types else value
 
 
 @dataclass
