@@ -111,7 +111,9 @@ def test_the_extractor_inlines_refs_merges_allof_and_applies_go_types(tmp_path):
                 "Cmd": {"type": "array", "items": {"type": "string"}},
                 "Entrypoint": {"type": "array", "items": {"type": "string"}},
                 "Shell": {"type": "array", "items": {"type": "string"}},
-                "Port": {"type": "integer", "format": "uint16", "minimum": 1, "example": 5}}},
+                "Port": {"type": "integer", "format": "uint16", "minimum": 1, "example": 5},
+                "Kind": {"allOf": [{"$ref": "#/definitions/Kind"}]}}},
+            "Kind": {"type": "string", "enum": ["bind", "volume"]},
             "HostConfig": {"allOf": [{"$ref": "#/definitions/Resources"}, {"type": "object", "properties": {
                 "CapAdd": {"type": "array"}, "CapDrop": {"type": "array"}}}]},
             "Resources": {"type": "object", "properties": {"Memory": {"type": "integer", "format": "int64"}}},
@@ -128,15 +130,34 @@ def test_the_extractor_inlines_refs_merges_allof_and_applies_go_types(tmp_path):
     body = routes["POST /containers/create"]["body"]
     assert body["properties"]["Cmd"] == {"type": ["string", "array"], "items": {"type": "string"}}
     assert body["properties"]["Port"] == {"type": "integer", "minimum": 0, "maximum": 65535}
+    assert body["properties"]["Kind"] == {"type": "string"}  # allOf of one ref is that type, enum dropped
     assert body["properties"]["HostConfig"]["properties"]["Memory"]["maximum"] == 2**63 - 1
     assert body["properties"]["HostConfig"]["properties"]["CapAdd"]["type"] == ["string", "array"]
     assert routes["POST /containers/create"]["query"] == {"name": "string"}
 
 
-def test_the_shipped_types_are_api_1_44():
+def test_the_shipped_types_are_api_1_44_and_take_the_apis_own_example_bodies():
     document = json.loads((REPO / "core/dockyard/api/engine-api-1.44.json").read_text())
     assert document["api_version"] == "1.44"
-    assert "POST /containers/create" in document["routes"]
+    examples = {route: types["example"] for route, types in document["routes"].items() if "example" in types}
+    assert "POST /containers/create" in examples
+    for route, example in examples.items():
+        check(route, json.dumps(example))  # raises if the types refuse Docker's documented request
+
+
+def test_what_the_docker_cli_sends_for_mounts_ports_and_resources_passes():
+    check("POST /containers/create", json.dumps({
+        "Image": "busybox", "Cmd": ["true"], "Entrypoint": [""], "ExposedPorts": {"80/tcp": {}},
+        "Volumes": {"/data": {}}, "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000},
+        "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/host", "ReadOnly": True},
+                                  {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024,
+                                                                                    "Mode": 0o1777}}],
+                       "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                       "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                       "MemorySwappiness": -1, "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}},
+        "NetworkingConfig": {"EndpointsConfig": {"n": {"Aliases": ["a"], "IPAMConfig": {"IPv4Address": ""}}}},
+    }))
 
 
 # -- against a running daemon, with docker-py --------------------------------------------------
