@@ -179,7 +179,8 @@ def inspect(manager: ContainerManager, container: Container, with_size: bool) ->
         "AppArmorProfile": "",
         "ExecIDs": manager.exec_ids(container) or None,
         "HostConfig": {**container.host_config,
-                       "Runtime": container.host_config.get("Runtime") or container.runtime},
+                       "Runtime": container.host_config.get("Runtime") or container.runtime,
+                       "Links": manager.inspect_links(container)},
         "GraphDriver": {"Name": container.driver, "Data": None},
         "Mounts": mounts_json(container),
         "Config": {**container.config, "Image": container.image_name},
@@ -409,10 +410,11 @@ def register(router: Router, engine: Engine) -> None:
         containers().rename(request.params["id"], new_name)
         return Response(204)
 
-    @router.delete("/containers/{id}")
+    @router.delete("/containers/{id:.+}")  # greedy, as moby's: "parent/alias" names a link
     def remove(request: Request) -> Response:
         if request.flag("link"):
-            raise InvalidParameter("legacy links are not supported")
+            containers().remove_link(request.params["id"])
+            return Response(204)
         containers().remove(request.params["id"], force=request.flag("force"), volumes=request.flag("v"))
         return Response(204)
 

@@ -9,7 +9,7 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from dockyard.containers import hostconfig
+from dockyard.containers import hostconfig, links
 from dockyard.containers.model import Container, now_rfc3339
 from dockyard.containers.mounts import drop_volumes, requested_mounts
 from dockyard.errors import Conflict, InvalidParameter
@@ -56,6 +56,7 @@ def create(manager: ContainerManager, name: str | None, config: dict, host_confi
     from dockyard.containers.ocispec import validate_host_config
 
     validate_host_config(host_config)
+    linked = links.resolve(manager, host_config)
     network_settings = _requested_networks(manager, host_config, networking_config, merged.get("MacAddress"))
     container_id = secrets.token_hex(32)
     with manager.lock:
@@ -87,7 +88,7 @@ def create(manager: ContainerManager, name: str | None, config: dict, host_confi
             path=argv[0], args=argv[1:], driver=manager.context.storage_name,
             runtime=runtime_name, layer_id=container_id, image_layer_id=parent_layer,
             init_layer_id=f"{container_id}-init", image_chain_id=top_chain,
-            network_settings=network_settings, mounts=mounts,
+            network_settings=network_settings, mounts=mounts, links=linked,
         )
         try:
             _create_layers(manager, container)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.containers import hostconfig
+from dockyard.containers import hostconfig, links
 
 if TYPE_CHECKING:
     from dockyard.containers.manager import ContainerManager
@@ -35,6 +35,7 @@ def write_hosts(manager: ContainerManager, container: Container) -> None:
              "ff02::2\tip6-allrouters"]
     hosts += [f"{entry.partition(':')[2]}\t{entry.partition(':')[0]}"
               for entry in container.host_config.get("ExtraHosts") or []]
+    hosts += links.hosts_entries(manager, container)
     if manager.context.networks is not None:
         hosts += manager.context.networks.hosts_entries(container)
     with open(manager.directory(container) / "hosts", "w") as hosts_file:

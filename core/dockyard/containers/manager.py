@@ -26,6 +26,7 @@ from dockyard.containers import (
     attach,
     create,
     exec,
+    links,
     model,
     mounts,
     network,
@@ -254,6 +255,12 @@ class ContainerManager:
     # remove.py: remove and prune
     def remove(self, name_or_id: str, force: bool = False, volumes: bool = False) -> None:
         return remove.remove(self, name_or_id, force, volumes)
+
+    def remove_link(self, link_name: str) -> None:
+        return links.remove_link(self, link_name)
+
+    def inspect_links(self, container: Container) -> list[str] | None:
+        return links.inspect_links(self, container)
 
     def prune(self, filters: dict[str, list[str]]) -> dict:
         return remove.prune(self, filters)

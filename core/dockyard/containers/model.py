@@ -62,6 +62,7 @@ class Container:
     manually_stopped: bool = False  # for unless-stopped
     network_settings: dict = field(default_factory=dict)
     mounts: list[dict] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # legacy link alias -> child container id
 
     @property
     def short_id(self) -> str:

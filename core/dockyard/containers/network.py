@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# What a stopped container's endpoint keeps: what was asked of it, for the next start.
+_ASKED = ("NetworkID", "IPAMConfig", "Aliases", "Links", "MacAddress", "_MacAsked")
+
+
 def make_network_namespace(manager: ContainerManager, container: Container) -> str | None:
     """The container's own network namespace, made by the engine (not the runtime) and
     named under <exec-root>/netns, for every mode but host and container:<id>."""
@@ -62,9 +66,7 @@ def leave_networks(manager: ContainerManager, container: Container) -> None:
         log.warning("%s: %s", container.short_id, exc)
     settings = container.network_settings
     for name, endpoint in (settings.get("Networks") or {}).items():
-        settings["Networks"][name] = {key: endpoint.get(key) for key in
-                                      ("NetworkID", "IPAMConfig", "Aliases", "MacAddress", "_MacAsked")
-                                      if key in endpoint}
+        settings["Networks"][name] = {key: endpoint.get(key) for key in _ASKED if key in endpoint}
         if not (endpoint.get("IPAMConfig") or {}).get("IPv4Address") and not endpoint.get("_MacAsked"):
             settings["Networks"][name]["MacAddress"] = ""  # derived from the address: made anew
     settings.pop("Ports", None)

@@ -197,6 +197,9 @@ class SpecInputs:
     # warning in the log), as are other ulimits above the daemon's hard limits when it lacks
     # CAP_SYS_RESOURCE: runc could not raise them and the start would fail.
     max_nofile: int = field(default_factory=lambda: resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    # Legacy links' variables (ALIAS_PORT_..., ALIAS_NAME, ALIAS_ENV_...): after Docker's
+    # defaults, before Config.Env, which overrides them.
+    linked_env: Sequence[str] = ()
     # Docker gives containers their own cgroup namespace by default on cgroup v2 hosts only.
     cgroup_v2: bool = field(default_factory=lambda: hostinfo.cgroup_version() == "2")
 
@@ -1121,13 +1124,14 @@ def _namespaces(inputs: SpecInputs, hc: Mapping[str, Any], config: Mapping[str, 
 
 # -- the spec -------------------------------------------------------------------------------
 
-def _environment(config: Mapping[str, Any], hostname: str) -> list[str]:
-    """Docker's defaults (PATH, HOSTNAME, TERM under a TTY) overridden by the merged Env;
-    "NAME" without "=" removes a default (moby container CreateDaemonEnvironment,
-    ReplaceOrAppendEnvValues)."""
+def _environment(config: Mapping[str, Any], hostname: str, linked_env: Sequence[str] = ()) -> list[str]:
+    """Docker's defaults (PATH, HOSTNAME, TERM under a TTY, then links' variables)
+    overridden by the merged Env; "NAME" without "=" removes a default (moby container
+    CreateDaemonEnvironment, ReplaceOrAppendEnvValues)."""
     env = [f"PATH={DEFAULT_PATH_ENV}", f"HOSTNAME={hostname}"]
     if config.get("Tty"):
         env.append("TERM=xterm")
+    env += linked_env
     index = {entry.partition("=")[0]: i for i, entry in enumerate(env)}
     removed = set()
     for entry in config.get("Env") or ():
@@ -1176,7 +1180,7 @@ def build_spec(inputs: SpecInputs) -> dict[str, Any]:
         "terminal": bool(config.get("Tty")),
         "user": resolve_user(inputs.rootfs, config.get("User") or "", hc.get("GroupAdd") or ()),
         "args": argv,
-        "env": _environment(config, hostname),
+        "env": _environment(config, hostname, inputs.linked_env),
         "cwd": os.path.normpath(working_dir),
         "capabilities": {key: list(capabilities) for key in ("bounding", "effective", "permitted")},
         "oomScoreAdj": _int(hc, "OomScoreAdj"),
@@ -1261,12 +1265,14 @@ def find_init() -> str | None:
 
 def spec_for_container(*, container: Any, rootfs: Path, mounts: Sequence[Mapping[str, Any]] = (),
                        netns: str | None = None, max_nofile: int | None = None, ipc_ns: str | None = None,
-                       pid_ns: str | None = None, init_path: str | None = None) -> dict[str, Any]:
+                       pid_ns: str | None = None, init_path: str | None = None,
+                       linked_env: Sequence[str] = ()) -> dict[str, Any]:
     """`build_spec` for the container manager's record (`.id`, `.config` already merged with
     the image as Docker stores it, `.host_config`), the init found on PATH when not given."""
     inputs = SpecInputs(
         container_id=container.id, config=container.config, host_config=container.host_config,
         rootfs=Path(rootfs), mounts=tuple(mounts), netns=netns, ipc_ns=ipc_ns, pid_ns=pid_ns,
         init_path=init_path or (find_init() if container.host_config.get("Init") else None),
+        linked_env=tuple(linked_env),
         **({} if max_nofile is None else {"max_nofile": max_nofile}))
     return build_spec(inputs)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.containers import attach, etc_files, hostconfig, network, supervision
+from dockyard.containers import attach, etc_files, hostconfig, links, network, supervision
 from dockyard.containers.errors import StartFailed
 from dockyard.containers.model import Container, now_rfc3339
 from dockyard.containers.mounts import mount_volumes, unmount_volumes
@@ -190,7 +190,8 @@ def _spec(manager: ContainerManager, container: Container, rootfs: Path,
     if workdir:
         (rootfs / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return manager.context.build_spec(container=container, rootfs=rootfs, mounts=mounts, netns=netns,
-                                      max_nofile=manager.context.max_nofile)
+                                      max_nofile=manager.context.max_nofile,
+                                      linked_env=links.link_environment(manager, container))
 
 
 def cleanup_runtime(manager: ContainerManager, container: Container) -> None:

@@ -106,6 +106,7 @@ class Endpoint:
     default_route: bool
     ports: list[PortBinding] = field(default_factory=list)
     interface: str = "eth0"
+    links: list[str] = field(default_factory=list)  # "container:alias": names only this one resolves
 
     def spec(self, netns_path: str) -> EndpointSpec:
         return EndpointSpec(endpoint_id=self.endpoint_id, container_id=self.container_id,
@@ -530,7 +531,7 @@ class NetworkManager:
                             mac_address=wanted.get("MacAddress") or mac_for(address),
                             aliases=list(wanted.get("Aliases") or []),
                             hostname=container.config.get("Hostname") or "", default_route=default_route,
-                            interface=interface)
+                            interface=interface, links=list(wanted.get("Links") or []))
         if port_requests and network.driver != "null":
             if any(request.host_ports is not None for request in port_requests):
                 self._settle_leaves()  # a port an exited container published is on its way back
@@ -573,7 +574,8 @@ class NetworkManager:
     def _endpoint_settings(self, network: Network, endpoint: Endpoint, wanted: dict) -> dict:
         gateway = network.gateway()
         return {
-            "IPAMConfig": wanted.get("IPAMConfig"), "Links": None, "Aliases": endpoint.aliases or None,
+            "IPAMConfig": wanted.get("IPAMConfig"), "Links": endpoint.links or None,
+            "Aliases": endpoint.aliases or None,
             "MacAddress": endpoint.mac_address, "NetworkID": network.id, "EndpointID": endpoint.endpoint_id,
             "Gateway": str(gateway.ip) if gateway else "",
             "IPAddress": str(endpoint.address.ip) if endpoint.address else "",
@@ -594,6 +596,15 @@ class NetworkManager:
             names.append(endpoint.hostname)
         return [name.lower() for name in dict.fromkeys(names)]
 
+    @staticmethod
+    def _linked_name(asker: Endpoint, name: str) -> str | None:
+        """The container a `--link target:alias` of the asker's names `name` after, if any."""
+        for link in asker.links:
+            target, _, alias = link.partition(":")
+            if (alias or target).strip("/").lower() == name:
+                return target.strip("/")
+        return None
+
     def lookup(self, container_id: str, name: str) -> list[IPv4Address] | None:
         """What `name` is for a container: addresses of the containers answering to it on
         the user-defined networks the asker is on; None when no such name is ours."""
@@ -604,8 +615,12 @@ class NetworkManager:
                 network = self._networks.get(network_id)
                 if network is None or not network.user_defined or container_id not in endpoints:
                     continue
+                linked = self._linked_name(endpoints[container_id], name)
                 for endpoint in endpoints.values():
-                    if endpoint.address is not None and name in self._names_of(endpoint, network):
+                    if endpoint.address is None:
+                        continue
+                    if name in self._names_of(endpoint, network) or linked in (endpoint.container_name,
+                                                                                endpoint.container_id):
                         found.append(endpoint.address.ip)
                 if network.scope == "global":
                     found += self.global_scope.remote_names(network_id, name)
@@ -664,8 +679,12 @@ class NetworkManager:
         if mac and not _MAC.match(mac):
             raise InvalidParameter(f"{mac} is not a valid mac address")
         # _MacAsked: the MAC is the user's, kept across runs (a derived one is made anew)
+        links = list(config.get("Links") or [])
+        if links and network.predefined:
+            links = []  # on the default bridge, links are the container's (HostConfig.Links)
         return {"NetworkID": network.id, "IPAMConfig": ipam_config or None,
-                "Aliases": list(config.get("Aliases") or []), "MacAddress": mac, "_MacAsked": bool(mac)}
+                "Aliases": list(config.get("Aliases") or []), "MacAddress": mac, "_MacAsked": bool(mac),
+                "Links": links or None}
 
     def connect_running(self, network: Network, container, wanted: dict) -> dict:
         netns_path = self._netns.get(container.id) or f"/proc/{container.state.Pid}/ns/net"
@@ -734,7 +753,7 @@ class NetworkManager:
                 endpoint = Endpoint(network.id, container.id, container.name, settings["EndpointID"], address,
                                     settings.get("MacAddress") or "", list(settings.get("Aliases") or []),
                                     container.config.get("Hostname") or "", default_route, bindings,
-                                    settings.get("_interface") or "eth0")
+                                    settings.get("_interface") or "eth0", list(settings.get("Links") or []))
                 if bindings:
                     try:
                         self.ports.hold_again(container.id, bindings)
