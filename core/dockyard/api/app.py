@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.api import build, containers, images, networks, swarm, system, volumes
+from dockyard.api import build, containers, images, networks, swarm, system, validation, volumes
 from dockyard.api.router import Router
 from dockyard.api.server import Dispatcher
 from dockyard.daemon.engine import Engine
@@ -16,4 +16,5 @@ def make_router(engine: Engine) -> Router:
 
 
 def make_dispatcher(engine: Engine) -> Dispatcher:
+    validation.warm_up()
     return make_router(engine).dispatch
