@@ -30,7 +30,8 @@ def check(route: str, body: str):
 def test_every_route_the_daemon_serves_has_published_types():
     served = [(method, pattern) for method, pattern, types in make_router(None).patterns
               if types is None and not pattern.startswith(("/dockyard/", "/swarm", "/nodes", "/services",
-                                                             "/tasks", "/secrets", "/configs"))]
+                                                             "/tasks", "/secrets", "/configs"))
+              and pattern not in ("/grpc", "/session")]  # upgraded to HTTP/2: BuildKit's gRPC
     assert served == []  # a route missing here would take any body unchecked
 
 

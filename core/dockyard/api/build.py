@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dockyard.api.images import progress_stream
 from dockyard.api.router import Router
-from dockyard.api.server import Request, StreamResponse
+from dockyard.api.server import HijackResponse, Request, StreamResponse
 from dockyard.builder.builder import BuildOptions
 from dockyard.builder.context import extract_context
 from dockyard.daemon.engine import Engine
@@ -61,6 +61,26 @@ def _registry_config(header: str | None) -> dict:
 
 
 def register(router: Router, engine: Engine) -> None:
+    def front_door():
+        door = engine.buildkit_front_door()
+        if door is None:
+            raise Unavailable(engine.buildkit_unavailable or "BuildKit's API is not served by this daemon")
+        return door
+
+    @router.post("/grpc")
+    def grpc_connection(request: Request) -> HijackResponse:
+        """BuildKit's Control and gateway services, over HTTP/2 on the upgraded connection."""
+        door = front_door()
+        return HijackResponse(door.serve_grpc, content_type="application/grpc", protocol="h2c")
+
+    @router.post("/session")
+    def session_connection(request: Request) -> HijackResponse:
+        """The client's services (FileSync, Auth, Secrets), which the daemon calls."""
+        door = front_door()
+        def session(connection, reader) -> None:
+            door.serve_session(connection, reader, request.headers)
+        return HijackResponse(session, content_type="application/grpc", protocol="h2c")
+
     @router.post("/build")
     def build(request: Request) -> StreamResponse:
         builder = engine.builder

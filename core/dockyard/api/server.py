@@ -204,6 +204,7 @@ class HijackResponse:
 
     session: Callable[[socket.socket, BinaryIO], None]
     content_type: str = "application/vnd.docker.multiplexed-stream"
+    protocol: str = "tcp"  # what `Upgrade:` names: tcp for attach and exec, h2c for BuildKit
 
 
 Reply = Response | StreamResponse | HijackResponse
@@ -344,11 +345,11 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
     def _hijack(self, reply: HijackResponse) -> None:
-        upgrade = self.headers.get("Upgrade", "").lower() == "tcp"
+        upgrade = self.headers.get("Upgrade", "").lower() == reply.protocol
         if upgrade:
             self.send_response_only(101, "UPGRADED")
             self.send_header("Connection", "Upgrade")
-            self.send_header("Upgrade", "tcp")
+            self.send_header("Upgrade", reply.protocol)
         else:
             self.send_response_only(200)
         self.send_header("Content-Type", reply.content_type)

@@ -195,7 +195,11 @@ def _container_counts(engine: Engine) -> dict:
 def register(router: Router, engine: Engine) -> None:
     @router.get("/_ping")
     def ping(request: Request) -> Response:
-        return Response(200, b"OK", "text/plain; charset=utf-8", dict(PING_HEADERS))
+        # Builder-Version 2 sends Compose and buildx to BuildKit's API, which only a daemon
+        # with the front door serves; 1 keeps them on the classic /build
+        builder_version = "2" if engine.buildkit_front_door() is not None else "1"
+        headers = {**PING_HEADERS, "Builder-Version": builder_version}
+        return Response(200, b"OK", "text/plain; charset=utf-8", headers)
 
     @router.get("/version")
     def version(request: Request) -> Response:

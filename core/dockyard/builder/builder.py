@@ -77,6 +77,7 @@ class BuildOptions:
     platform: str = ""
     credentials: dict = field(default_factory=dict)  # registry host -> Credentials
     extra_hosts: list[str] = field(default_factory=list)  # --add-host host:address, for RUN steps
+    dockerfile_text: str | None = None  # the Dockerfile itself, when it does not come in the context
 
 
 @dataclass
@@ -135,7 +136,10 @@ class Builder:
     def build(self, context: Path, options: BuildOptions) -> Iterator[dict]:
         """Build messages. The Dockerfile is read and parsed before the first message,
         so a missing or unparsable one is the HTTP error Docker answers with."""
-        _name, text = dockerfile_from_context(context, options.dockerfile)
+        if options.dockerfile_text is not None:  # BuildKit's clients send it apart from the context
+            text = options.dockerfile_text
+        else:
+            _name, text = dockerfile_from_context(context, options.dockerfile)
         try:
             dockerfile = parse(text)
         except DockerfileError as exc:

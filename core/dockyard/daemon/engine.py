@@ -49,6 +49,9 @@ class Engine:
         self.volumes = None  # a VolumeManager once the volume drivers run
         self.registries = None  # a RegistryService once storage and a registry client run
         self.builder = None  # a Builder once images and containers exist
+        self.buildkit = None  # BuildKit's API in front of the builder, when grpcio is installed
+        self.buildkit_unavailable = ""  # why not, for info and the log
+        self._buildkit_settled = threading.Event()  # set once self.buildkit is what it will be
         self.cluster = None  # a ClusterMembership when the daemon has a --cluster-store
         self._lock = threading.Lock()
 
@@ -107,9 +110,14 @@ class Engine:
             self.containers.restore()
         if self.builder is not None:
             self.builder.sweep()
+            self._start_buildkit()
+        else:
+            self._buildkit_settled.set()
         if self.cluster is not None:
             self.cluster.start()
         self.warnings = self._missing_kind_warnings()
+        if self.buildkit_unavailable:  # Compose and buildx would try to start a BuildKit of their own
+            self.warnings.append(self.buildkit_unavailable)
         for warning in self.warnings:
             log.warning("%s", warning)
 
@@ -160,6 +168,41 @@ class Engine:
             def pull(name, platform, credentials):
                 return registries.pull(name, None, platform, credentials)
         return Builder(images, self.containers, pull, cache, images.tmp_dir)
+
+    def _start_buildkit(self) -> None:
+        """BuildKit's API, started on a thread: grpcio's import and server take ~0.15 s that
+        the daemon's start need not wait for (`buildkit_front_door` waits instead)."""
+        from dockyard.builder.buildkit import load_failure, unavailable_reason
+
+        self.buildkit_unavailable = unavailable_reason() or ""
+        if self.buildkit_unavailable:
+            log.info("%s", self.buildkit_unavailable)
+            self._buildkit_settled.set()
+            return
+
+        def start() -> None:
+            try:
+                self.buildkit_unavailable = load_failure() or ""
+                if self.buildkit_unavailable:
+                    log.warning("%s", self.buildkit_unavailable)
+                    return
+                from dockyard.builder.buildkit.service import BuildKitFrontDoor
+
+                door = BuildKitFrontDoor(self.builder, self.images, self.config.exec_root_path / "buildkit",
+                                         self.images.tmp_dir)
+                door.start()
+                self.buildkit = door
+            except Exception as exc:
+                log.exception("BuildKit's API could not start")
+                self.buildkit_unavailable = f"BuildKit's API could not start: {exc}"
+            finally:
+                self._buildkit_settled.set()
+        threading.Thread(target=start, daemon=True, name="buildkit start").start()
+
+    def buildkit_front_door(self):
+        """The front door, or None; waits for its start if that is still under way."""
+        self._buildkit_settled.wait(30)
+        return self.buildkit
 
     def _container_manager(self):
         import resource
@@ -337,6 +380,9 @@ class Engine:
                             {"name": hostinfo.hostname(), "labels": ",".join(config.labels)})
 
     def shutdown(self) -> None:
+        self._buildkit_settled.wait(5 if self.builder is not None else 0)
+        if self.buildkit is not None:
+            self.buildkit.close()
         if self.cluster is not None:
             self.cluster.stop()  # the lease is left to expire: see daemon.cluster
             self.cluster.store.close()

