@@ -228,3 +228,42 @@ def test_compose_up_build_runs_what_it_built(daemon, project):
     finally:
         down = compose(daemon, project, "down", "-t", "0")
         assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_a_daemon_killed_mid_build_leaves_nothing_behind(make_daemon, project):
+    import time
+
+    daemon = make_daemon("killed").start()
+    subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", daemon.host, "image", "bootstrap", "busybox"],
+                   check=True, capture_output=True)
+    (project / "Dockerfile").write_text("FROM busybox\nRUN echo started && sleep 30\n")
+    (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bkproj/killed:1\n")
+    env = {"DOCKER_HOST": daemon.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(project.parent)}
+    building = subprocess.Popen([compose_binary(), "--progress", "plain", "build"], cwd=project, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "started" not in seen and time.monotonic() < deadline:
+            seen += building.stdout.readline()
+        assert "started" in seen, seen
+        daemon.kill()
+        building.wait(60)
+        assert building.returncode != 0
+    finally:
+        building.kill()
+    daemon.start()
+    try:
+        assert leftovers(daemon) == {"sessions": [], "scratch": [], "containers": []}
+        client = docker_py(daemon)
+        try:
+            assert not client.images.list(name="bkproj/killed")
+        finally:
+            client.close()
+        mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                  if str(daemon.root.resolve()) in line and "/containers/" in line]
+        assert mounts == []
+    finally:
+        daemon.remove_containers()

@@ -61,7 +61,10 @@ def _registry_config(header: str | None) -> dict:
 
 
 def register(router: Router, engine: Engine) -> None:
-    def front_door():
+    def front_door(request: Request):
+        if (request.headers.get("Upgrade") or "").lower() != "h2c":
+            raise InvalidParameter(f"{request.path} is BuildKit's gRPC API: the request must upgrade the "
+                                   "connection to HTTP/2 (Connection: Upgrade, Upgrade: h2c)")
         door = engine.buildkit_front_door()
         if door is None:
             raise Unavailable(engine.buildkit_unavailable or "BuildKit's API is not served by this daemon")
@@ -70,13 +73,16 @@ def register(router: Router, engine: Engine) -> None:
     @router.post("/grpc")
     def grpc_connection(request: Request) -> HijackResponse:
         """BuildKit's Control and gateway services, over HTTP/2 on the upgraded connection."""
-        door = front_door()
+        door = front_door(request)
         return HijackResponse(door.serve_grpc, content_type="application/grpc", protocol="h2c")
 
     @router.post("/session")
     def session_connection(request: Request) -> HijackResponse:
         """The client's services (FileSync, Auth, Secrets), which the daemon calls."""
-        door = front_door()
+        door = front_door(request)
+        if not request.headers.get("X-Docker-Expose-Session-Uuid"):
+            raise InvalidParameter("a session needs its X-Docker-Expose-Session-Uuid header")
+
         def session(connection, reader) -> None:
             door.serve_session(connection, reader, request.headers)
         return HijackResponse(session, content_type="application/grpc", protocol="h2c")

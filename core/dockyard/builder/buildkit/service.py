@@ -136,6 +136,8 @@ class BuildKitFrontDoor:
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.run_dir.glob("session-*"):  # sockets of a daemon that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         self.socket_path.unlink(missing_ok=True)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="buildkit"))
         control_pb2_grpc.add_ControlServicer_to_server(_Control(self), server)
