@@ -267,3 +267,81 @@ def test_a_daemon_killed_mid_build_leaves_nothing_behind(make_daemon, project):
         assert mounts == []
     finally:
         daemon.remove_containers()
+
+
+def test_buildkit_builds_parse_run_mount_and_copy_link_and_name_what_is_not_built():
+    from dockyard.builder.dockerfile import DockerfileError, parse
+
+    text = ("FROM busybox\nRUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t true\n"
+            "COPY --link a /a\n")
+    with pytest.raises(DockerfileError, match="requires BuildKit"):
+        parse(text)  # the classic API refuses them, as Docker's classic builder does
+    run = parse(text, buildkit=True).stages[0].instructions[0]
+    assert run.flags["mount"].split("\n") == ["type=cache,target=/c", "type=tmpfs,target=/t"]
+    with pytest.raises(DockerfileError, match="--parents option is not supported by dockyard's BuildKit"):
+        parse("FROM busybox\nCOPY --parents a /a\n", buildkit=True)
+
+
+def test_run_mount_values_are_read_as_buildkit_writes_them():
+    from dockyard.builder.run_mounts import parse_mount
+
+    cache = parse_mount("type=cache,target=/root/.cache,id=pip,sharing=locked,mode=0700,uid=1000")
+    assert (cache.type, cache.target, cache.id, cache.sharing, cache.mode, cache.uid) == \
+        ("cache", "/root/.cache", "pip", "locked", 0o700, 1000)
+    bind = parse_mount("target=/src,source=app")
+    assert (bind.type, bind.read_only, bind.source) == ("bind", True, "app")  # binds are read-only
+    assert not parse_mount("type=bind,target=/src,rw").read_only
+    for bad, message in [("type=cache", "target"), ("type=cache,target=/x,sharing=odd", "sharing"),
+                         ("type=secret,id=x,target=/s", "not supported by dockyard yet"),
+                         ("type=cache,target=/x,bogus=1", "unexpected key")]:
+        with pytest.raises(InvalidParameter, match=message):
+            parse_mount(bad)
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_run_mounts_cache_persists_between_builds_tmpfs_and_bind_do_not_enter_the_image(daemon, project):
+    (project / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=cache,target=/cache,id=runs "
+        "echo run >> /cache/runs && echo count=$(wc -l < /cache/runs)\n"
+        "RUN --mount=type=tmpfs,target=/scratch echo temporary > /scratch/t && grep -c scratch /proc/mounts\n"
+        "RUN --mount=type=bind,source=app/main.txt,target=/bound cp /bound /from-bind\n"
+        "COPY --link app/main.txt /linked.txt\n")
+    (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bkproj/mounts:1\n")
+    first = compose(daemon, project, "build")
+    assert first.returncode == 0, first.stderr
+    assert "count=1" in first.stderr, first.stderr
+    again = compose(daemon, project, "build", "--no-cache")
+    assert again.returncode == 0, again.stderr
+    assert "count=2" in again.stderr, again.stderr  # the cache mount kept the first build's line
+    client = docker_py(daemon)
+    try:
+        script = ("cat /from-bind /linked.txt; ls -A /cache 2>/dev/null | wc -l; "
+                  "ls -A /scratch 2>/dev/null | wc -l")
+        listing = client.containers.run("bkproj/mounts:1", ["sh", "-c", script], remove=True).decode()
+    finally:
+        client.close()
+    # what the cache and tmpfs mounts held stayed out of the image (at most an empty mount point)
+    assert listing.split() == ["main", "main", "0", "0"], listing
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_cache_mounts_show_in_system_df_and_builder_prune_removes_them(daemon, project):
+    (project / "Dockerfile").write_text(
+        "FROM busybox\nRUN --mount=type=cache,target=/c,id=df dd if=/dev/zero of=/c/blob bs=1k count=64\n")
+    (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bkproj/df:1\n")
+    built = compose(daemon, project, "build")
+    assert built.returncode == 0, built.stderr
+    client = docker_py(daemon)
+    try:
+        rows = [row for row in client.df()["BuildCache"] if row["Type"] == "exec.cachemount"]
+        assert rows and max(row["Size"] for row in rows) >= 64 * 1024
+        env = {"DOCKER_HOST": daemon.host, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        pruned = subprocess.run(["docker", "builder", "prune", "-f"], capture_output=True, text=True, env=env)
+        assert pruned.returncode == 0, pruned.stderr
+        assert "Total reclaimed space" in pruned.stdout
+        assert [row for row in client.df()["BuildCache"] if row["Type"] == "exec.cachemount"] == []
+    finally:
+        client.close()

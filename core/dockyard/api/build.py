@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dockyard.api.images import progress_stream
 from dockyard.api.router import Router
-from dockyard.api.server import HijackResponse, Request, StreamResponse
+from dockyard.api.server import HijackResponse, Request, Response, StreamResponse, json_response
 from dockyard.builder.builder import BuildOptions
 from dockyard.builder.context import extract_context
 from dockyard.daemon.engine import Engine
@@ -86,6 +86,14 @@ def register(router: Router, engine: Engine) -> None:
         def session(connection, reader) -> None:
             door.serve_session(connection, reader, request.headers)
         return HijackResponse(session, content_type="application/grpc", protocol="h2c")
+
+    @router.post("/build/prune")
+    def prune_build_cache(request: Request) -> Response:
+        """`docker builder prune`: RUN --mount cache directories no step is using."""
+        if engine.builder is None:
+            return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+        removed, freed = engine.builder.cache_mounts.prune()
+        return json_response({"CachesDeleted": removed or None, "SpaceReclaimed": freed})
 
     @router.post("/build")
     def build(request: Request) -> StreamResponse:

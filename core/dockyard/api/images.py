@@ -288,5 +288,18 @@ def register(router: Router, engine: Engine) -> None:
                        for view, shared, containers in rows],
             "Containers": [],
             "Volumes": [],
-            "BuildCache": [],
+            "BuildCache": _build_cache_rows(engine),
         })
+
+
+def _build_cache_rows(engine: Engine) -> list[dict]:
+    """`docker system df`'s build cache: the RUN --mount cache directories."""
+    if engine.builder is None:
+        return []
+    rows = []
+    for cache_id, size, modified in engine.builder.cache_mounts.usage():
+        stamp = datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows.append({"ID": cache_id, "Parents": None, "Type": "exec.cachemount", "InUse": False,
+                     "Shared": False, "Size": size, "CreatedAt": stamp, "LastUsedAt": stamp,
+                     "UsageCount": 1, "Description": "cached mount (RUN --mount=type=cache)"})
+    return rows

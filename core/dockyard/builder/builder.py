@@ -30,8 +30,16 @@ from pathlib import Path
 
 from dockyard.builder import files
 from dockyard.builder.cache import BuildCache, step_key
-from dockyard.builder.context import ContextSource, checksum, dockerfile_from_context, is_url, resolve_sources
+from dockyard.builder.context import (
+    ContextSource,
+    checksum,
+    dockerfile_from_context,
+    is_url,
+    resolve_in_context,
+    resolve_sources,
+)
 from dockyard.builder.dockerfile import Dockerfile, DockerfileError, Instruction, Stage, parse, parse_trigger
+from dockyard.builder.run_mounts import CacheMounts, RunMount, parse_mounts
 from dockyard.builder.shell_words import ExpansionError, expand, expand_words
 from dockyard.daemon import hostinfo
 from dockyard.errors import EngineError, InvalidParameter, NotFound
@@ -78,6 +86,7 @@ class BuildOptions:
     credentials: dict = field(default_factory=dict)  # registry host -> Credentials
     extra_hosts: list[str] = field(default_factory=list)  # --add-host host:address, for RUN steps
     dockerfile_text: str | None = None  # the Dockerfile itself, when it does not come in the context
+    buildkit: bool = False  # through BuildKit's API: RUN --mount and COPY --link are allowed
 
 
 @dataclass
@@ -121,6 +130,7 @@ class Builder:
         self.pull = pull  # (name, platform, credentials) -> progress messages; None: no registry
         self.cache = cache
         self.scratch_dir = scratch_dir
+        self.cache_mounts = CacheMounts(Path(images.root) / "cache-mounts")  # RUN --mount=type=cache
 
     def sweep(self) -> int:
         """At start-up: remove the containers of builds that a crash interrupted."""
@@ -141,7 +151,7 @@ class Builder:
         else:
             _name, text = dockerfile_from_context(context, options.dockerfile)
         try:
-            dockerfile = parse(text)
+            dockerfile = parse(text, buildkit=options.buildkit)
         except DockerfileError as exc:
             raise InvalidParameter(str(exc)) from None
         stages = list(dockerfile.stages)
@@ -507,7 +517,7 @@ class _Run:
         return state.image_id
 
     def _create_container(self, state: _Stage, command: list[str], env: list[str],
-                          network_mode: str) -> object:
+                          network_mode: str, mounts: list[dict] | None = None) -> object:
         config = state.container_config
         container = self.containers.create(None, {
             "Image": self._ensure_image(state),
@@ -520,7 +530,8 @@ class _Run:
             "AttachStdout": True,
             "AttachStderr": True,
             "Labels": {INTERMEDIATE_LABEL: "true"},
-        }, {"NetworkMode": network_mode or "default", "ExtraHosts": list(self.options.extra_hosts) or None})
+        }, {"NetworkMode": network_mode or "default", "ExtraHosts": list(self.options.extra_hosts) or None,
+            "Mounts": mounts or None})
         self.live_containers.add(container.id)
         return container
 
@@ -543,12 +554,49 @@ class _Run:
         if build_args:
             created_by = f"|{len(build_args)} " + " ".join(
                 f"{k}={v}" for k, v in sorted(build_args.items())) + " " + created_by
-        key = step_key(state.image_id, created_by, json.dumps(config, sort_keys=True))
+        run_mounts = parse_mounts(instruction.flags.get("mount"))
+        key = step_key(state.image_id, created_by + self._mounts_key(run_mounts),
+                       json.dumps(config, sort_keys=True))
         if (yield from self._from_cache(state, key)):
             return
         env = list(config.get("Env") or []) + [f"{k}={v}" for k, v in {**proxies, **build_args}.items()]
         network = instruction.flags.get("network") or self.options.network_mode
-        container = self._create_container(state, command, env, network)
+        with contextlib.ExitStack() as held:
+            container = self._create_container(state, command, env, network,
+                                               self._container_mounts(run_mounts, held))
+            yield from self._run_container(state, container, command, created_by, key)
+
+    def _mounts_key(self, run_mounts: list[RunMount]) -> str:
+        """RUN --mount in the step's cache key; a bind of the context adds its content's checksum."""
+        parts = []
+        for mount in run_mounts:
+            part = mount.key()
+            if mount.type == "bind":
+                sources = resolve_sources(self.context, [mount.source or "."], self.ignore, "COPY")
+                part += ":" + checksum(sources, self.context, self.ignore)
+            parts.append(part)
+        return "".join(f" --mount={part}" for part in parts)
+
+    def _container_mounts(self, run_mounts: list[RunMount], held: contextlib.ExitStack) -> list[dict]:
+        mounts = []
+        for mount in run_mounts:
+            if mount.type == "cache":
+                path, lock = self.builder.cache_mounts.acquire(mount, self.scratch)
+                if lock is not None:
+                    held.callback(lock.release)
+                mounts.append({"Type": "bind", "Source": str(path), "Target": mount.target,
+                               "ReadOnly": mount.read_only})
+            elif mount.type == "tmpfs":
+                mounts.append({"Type": "tmpfs", "Target": mount.target,
+                               "TmpfsOptions": {"SizeBytes": mount.size} if mount.size else {}})
+            else:  # bind: a path of the (private copy of the) context
+                source = resolve_in_context(self.context, mount.source or ".")
+                mounts.append({"Type": "bind", "Source": str(source), "Target": mount.target,
+                               "ReadOnly": mount.read_only})
+        return mounts
+
+    def _run_container(self, state: _Stage, container, command: list[str], created_by: str,
+                       key: str) -> Iterator[dict]:
         if not self.options.quiet:
             yield _stream(f" ---> Running in {container.id[:12]}\n")
         try:

@@ -353,6 +353,18 @@ def _walk(root: Path, start: str) -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk(root, relative)
 
 
+def resolve_in_context(root: Path, path: str) -> Path:
+    """A path of the context as the build sees it (symlinks kept inside); ContextError when
+    it does not exist there. For `RUN --mount=type=bind,source=...`."""
+    relative = _relative_source(path)
+    if relative == ".." or relative.startswith("../"):
+        raise _outside(path)
+    resolved = _resolve_in_scope(Path(root), relative)
+    if not os.path.lexists(resolved):
+        raise ContextError(f"failed to compute cache key: {path}: not found in the build context")
+    return resolved
+
+
 def _resolve_in_scope(root: Path, relative: str) -> Path:
     """root/relative with symlinks resolved as if root were `/` (Docker's
     FollowSymlinkInScope): absolute targets and `..` never leave root."""

@@ -63,6 +63,9 @@ _FLAGS: dict[str, dict[str, str]] = {
 # Accepted by the parser, implemented by BuildKit only: the classic builder refuses them.
 _BUILDKIT_ONLY_FLAGS = {"link", "keep-git-dir", "checksum", "unpack", "exclude", "parents", "mount",
                         "security", "device"}
+# Of those, what a build through BuildKit's API (parse(..., buildkit=True)) runs here.
+# `COPY --link` gives the same files as a plain COPY: only BuildKit's layer rebasing differs.
+_BUILDKIT_FLAGS_BUILT = {"mount", "link"}
 _NETWORK_MODES = ("default", "none", "host")
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
@@ -387,8 +390,9 @@ class _Builder:
     """Turns one logical line into an Instruction, raising plain ValueErrors in Docker's
     words; the caller adds the line number."""
 
-    def __init__(self, escape: str) -> None:
+    def __init__(self, escape: str, buildkit: bool = False) -> None:
         self.escape = escape
+        self.buildkit = buildkit
 
     def instruction(self, text: str, start: int, end: int) -> Instruction:
         parts = _WHITESPACE.split(text.strip(), maxsplit=1)
@@ -403,7 +407,7 @@ class _Builder:
         if keyword == "HEALTHCHECK" and rest.split(None, 1)[:1] and rest.split(None, 1)[0].upper() == "NONE":
             flags: dict[str, str] = {}  # Docker does not look at flags of HEALTHCHECK NONE
         else:
-            flags = _parse_flags(keyword, raw_flags)
+            flags = _parse_flags(keyword, raw_flags, self.buildkit)
         if keyword in ("RUN", "COPY", "ADD"):
             _refuse_heredoc(keyword, rest)
         return parse_kind(rest, flags, base)
@@ -577,7 +581,8 @@ def _unknown_instruction(keyword: str) -> str:
     return f"{message} (did you mean {close[0].lower()}?)" if close else message
 
 
-def _parse_flags(keyword: str, raw_flags: list[str]) -> dict[str, str]:
+def _parse_flags(keyword: str, raw_flags: list[str], buildkit: bool = False) -> dict[str, str]:
+    """Flags by name; a repeated one (`--mount`, `--exclude`) holds its values joined by newlines."""
     allowed = _FLAGS.get(keyword, {})
     flags: dict[str, str] = {}
     for raw in raw_flags:
@@ -598,11 +603,14 @@ def _parse_flags(keyword: str, raw_flags: list[str]) -> dict[str, str]:
         elif not has_value:
             raise ValueError(f"missing a value on flag: --{name}")
         if name in _BUILDKIT_ONLY_FLAGS and not (kind == _BOOL and value == "false"):
-            raise ValueError(f"the --{name} option requires BuildKit. Refer to {BUILDKIT_URL} to learn "
-                             "how to build images with BuildKit enabled")
+            if not buildkit:
+                raise ValueError(f"the --{name} option requires BuildKit. Refer to {BUILDKIT_URL} to learn "
+                                 "how to build images with BuildKit enabled")
+            if name not in _BUILDKIT_FLAGS_BUILT:
+                raise ValueError(f"the --{name} option is not supported by dockyard's BuildKit frontend yet")
         if keyword == "RUN" and name == "network" and value not in _NETWORK_MODES:
             raise ValueError(f'invalid network mode "{value}"')
-        flags[name] = value
+        flags[name] = f"{flags[name]}\n{value}" if name in flags else value
     return flags
 
 
@@ -659,15 +667,17 @@ def _interval(flags: Mapping[str, str], name: str) -> int:
 # -- the whole file ---------------------------------------------------------------------
 
 
-def parse(text: str) -> Dockerfile:
-    """Parses a whole Dockerfile. Raises DockerfileError naming the first bad line."""
+def parse(text: str, buildkit: bool = False) -> Dockerfile:
+    """Parses a whole Dockerfile. Raises DockerfileError naming the first bad line.
+    `buildkit`: for a build through BuildKit's API, which takes flags the classic builder
+    refuses (those in _BUILDKIT_FLAGS_BUILT)."""
     directives = _Directives()
     warnings: list[str] = []
     instructions: list[Instruction] = []
     last_line = 0
     for start, end, line in _logical_lines(text, directives, warnings):
         last_line = end
-        builder = _Builder(directives.escape)
+        builder = _Builder(directives.escape, buildkit)
         try:
             instructions.append(builder.instruction(line, start, end))
         except ValueError as exc:

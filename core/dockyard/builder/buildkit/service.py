@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from dockyard.builder.buildkit.filesync import receive_directory
 from dockyard.builder.buildkit.progress import Progress
@@ -189,7 +190,7 @@ class BuildKitFrontDoor:
             job.progress.log(f"transferring context: {count} entries\n")
             job.progress.complete()
             image_id = ""
-            build_options = BuildOptions(dockerfile_text=text, **options)
+            build_options = BuildOptions(dockerfile_text=text, buildkit=True, **options)
             for message in self.builder.build(context, build_options):
                 job.progress.message(message)
                 aux = message.get("aux")
@@ -241,10 +242,19 @@ class _Control(control_pb2_grpc.ControlServicer):
             Package="dockyard", Version=f"v{__version__}", Revision=""))
 
     def DiskUsage(self, request, context):
-        return control_pb2.DiskUsageResponse()
+        records = []
+        for cache_id, size, modified in self.door.builder.cache_mounts.usage():
+            stamp = Timestamp()
+            stamp.FromNanoseconds(int(modified * 1e9))
+            records.append(control_pb2.UsageRecord(ID=cache_id, Mutable=True, Size=size, CreatedAt=stamp,
+                                                   LastUsedAt=stamp, RecordType="exec.cachemount",
+                                                   Description="cached mount (RUN --mount=type=cache)"))
+        return control_pb2.DiskUsageResponse(record=records)
 
     def Prune(self, request, context):
-        return iter(())
+        removed, _freed = self.door.builder.cache_mounts.prune()
+        for cache_id in removed:
+            yield control_pb2.UsageRecord(ID=cache_id, Mutable=True, RecordType="exec.cachemount")
 
     def Status(self, request, context):
         job = self.door.jobs.get(request.Ref)
