@@ -121,7 +121,14 @@ def docker_py(daemon):
 
 
 def leftovers(daemon) -> dict:
+    """What builds left behind. A session ends when the client's connection closes, just
+    after Compose exits: its socket directory gets a few seconds to go."""
+    import time
+
     buildkit = daemon.exec_root / "buildkit"
+    deadline = time.monotonic() + 5
+    while any(buildkit.glob("session-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     client = docker_py(daemon)
     try:
         intermediate = [c.id for c in client.containers.list(all=True)]
@@ -345,3 +352,45 @@ def test_cache_mounts_show_in_system_df_and_builder_prune_removes_them(daemon, p
         assert [row for row in client.df()["BuildCache"] if row["Type"] == "exec.cachemount"] == []
     finally:
         client.close()
+
+
+def test_heredocs_are_read_for_buildkit_builds_and_refused_by_the_classic_api():
+    from dockyard.builder.dockerfile import DockerfileError, parse
+
+    text = ("FROM busybox\nRUN <<EOF\necho one\necho two\nEOF\n"
+            "RUN cat <<-A > /a && cat <<'B' > /b\n\tindented $X\nA\nquoted $X\nB\n"
+            "COPY <<EOF /etc/conf\nx=1\nEOF\nCMD true\n")
+    with pytest.raises(DockerfileError, match="heredoc"):
+        parse(text)
+    first, second, copy, cmd = parse(text, buildkit=True).stages[0].instructions
+    assert first.heredocs[0].content == "echo one\necho two\n" and first.command == ("<<EOF",)
+    assert [(d.name, d.content, d.expand) for d in second.heredocs] == [("A", "indented $X\n", True),
+                                                                      ("B", "quoted $X\n", False)]
+    assert copy.heredocs[0].content == "x=1\n" and copy.destination == "/etc/conf"
+    assert cmd.keyword == "CMD" and cmd.line == 14  # line numbers count the heredoc bodies
+    with pytest.raises(DockerfileError, match="unterminated heredoc EOF"):
+        parse("FROM busybox\nRUN <<EOF\necho never ends\n", buildkit=True)
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_compose_builds_heredocs_scripts_and_files(daemon, project):
+    (project / "Dockerfile").write_text(
+        "FROM busybox\nARG WHO=world\n"
+        "RUN <<EOF\necho first > /one\necho second >> /one\nEOF\n"
+        "RUN <<EOF\n#!/bin/sh\necho \"run as $0\" > /script\nEOF\n"
+        "RUN cat <<A > /a.txt && cat <<\"B\" > /b.txt\nhello $WHO\nA\nliteral $WHO\nB\n"
+        "COPY <<EOF /etc/conf\nwho=$WHO\nEOF\n")
+    (project / "compose.yaml").write_text(
+        "services:\n  app:\n    build:\n      context: .\n      args:\n        WHO: compose\n"
+        "    image: bkproj/heredoc:1\n")
+    built = compose(daemon, project, "build")
+    assert built.returncode == 0, built.stderr
+    client = docker_py(daemon)
+    try:
+        shown = client.containers.run("bkproj/heredoc:1", ["cat", "/one", "/script", "/a.txt", "/b.txt",
+                                                            "/etc/conf"], remove=True).decode()
+    finally:
+        client.close()
+    assert shown.splitlines() == ["first", "second", "run as /dev/pipes/EOF", "hello compose",
+                                  "literal $WHO", "who=compose"]

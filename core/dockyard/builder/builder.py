@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import re
 import shutil
 import socket
 import tempfile
@@ -120,6 +121,9 @@ def _short(image_id: str) -> str:
 
 def _stream(text: str) -> dict:
     return {"stream": text}
+
+
+_VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
 class Builder:
@@ -543,7 +547,11 @@ class _Run:
     def _run_step(self, state: _Stage, instruction: Instruction) -> Iterator[dict]:
         config = state.container_config
         command = list(instruction.command)
-        if not instruction.json_form:
+        heredoc_mounts: list[dict] = []
+        if instruction.heredocs and not instruction.json_form:
+            shell = list(config.get("Shell") or DEFAULT_SHELL)
+            command, heredoc_mounts = self._heredoc_command(instruction, shell)
+        elif not instruction.json_form:
             command = list(config.get("Shell") or DEFAULT_SHELL) + command
         image_env = state.env()
         build_args = {name: value for name, value in state.args.items()
@@ -563,8 +571,41 @@ class _Run:
         network = instruction.flags.get("network") or self.options.network_mode
         with contextlib.ExitStack() as held:
             container = self._create_container(state, command, env, network,
-                                               self._container_mounts(run_mounts, held))
+                                               self._container_mounts(run_mounts, held) + heredoc_mounts)
             yield from self._run_container(state, container, command, created_by, key)
+
+    def _heredoc_command(self, instruction: Instruction, shell: list[str]) -> tuple[list[str], list[dict]]:
+        """BuildKit's RUN heredocs. `RUN <<EOF` alone runs the body as the shell's script, or
+        as an executable file at /dev/pipes/EOF when it starts with `#!`; otherwise the
+        shell gets the line and the bodies, as a shell script with heredocs would be."""
+        text = instruction.command[0] if instruction.command else ""
+        only = instruction.heredocs[0] if len(instruction.heredocs) == 1 else None
+        if only is not None and text.strip() == only.marker:
+            if not only.content.startswith("#!"):
+                return shell + [only.content], []
+            pipes = Path(tempfile.mkdtemp(prefix="pipes-", dir=self.scratch))
+            script = pipes / only.name
+            script.write_text(only.content)
+            script.chmod(0o755)
+            return [f"/dev/pipes/{only.name}"], [{"Type": "bind", "Source": str(pipes),
+                                                  "Target": "/dev/pipes", "ReadOnly": True}]
+        script = text + "\n" + "".join(f"{doc.content}{doc.name}\n" for doc in instruction.heredocs)
+        return shell + [script], []
+
+    def _heredoc_files(self, instruction: Instruction, env: dict) -> Path:
+        """`COPY <<NAME dest`: each body as a file NAME in a directory of its own; an
+        unquoted delimiter expands $VAR and ${VAR} in the body (nothing else: quotes stay)."""
+        markers = {doc.marker for doc in instruction.heredocs}
+        if any(source not in markers for source in instruction.sources):
+            raise InvalidParameter(f"{instruction.keyword} mixes heredocs with other sources: dockyard "
+                                   "copies either heredocs or files, not both in one instruction")
+        directory = Path(tempfile.mkdtemp(prefix="heredocs-", dir=self.scratch))
+        for doc in instruction.heredocs:
+            content = doc.content
+            if doc.expand:
+                content = _VARIABLE.sub(lambda m: env.get(m.group(1) or m.group(2)) or "", content)
+            (directory / doc.name).write_text(content)
+        return directory
 
     def _mounts_key(self, run_mounts: list[RunMount]) -> str:
         """RUN --mount in the step's cache key; a bind of the context adds its content's checksum."""
@@ -633,6 +674,9 @@ class _Run:
                 source_from = self._expand(source_from, env)
                 source_root, from_id = yield from self._source_image(source_from, stage, cleanup)
                 ignore = None
+            elif instruction.heredocs:
+                source_root, from_id, ignore = self._heredoc_files(instruction, env), "", None
+                sources = [doc.name for doc in instruction.heredocs]
             else:
                 source_root, from_id, ignore = self.context, "", self.ignore
             urls = [s for s in sources if keyword == "ADD" and is_url(s) and not source_from]

@@ -21,13 +21,17 @@ Errors are `DockerfileError`, worded as Docker's and naming the line:
 
 Flags only BuildKit implements (`COPY --link`, `RUN --mount`, ...) are refused with
 Docker's classic-builder message, and so are heredocs (`RUN <<EOF`), which the classic
-builder does not support. ONBUILD triggers are parsed and checked when their ONBUILD
-is (Docker waits until they fire); `parse_trigger` parses a trigger stored in a base
+builder does not support. A build through BuildKit's API parses with `buildkit=True`:
+heredocs are read (their bodies in `Instruction.heredocs`), `RUN --mount` and
+`COPY --link` are taken, and the BuildKit-only flags not built yet are named as such.
+ONBUILD triggers are parsed and checked when their ONBUILD is (Docker waits until they
+fire); `parse_trigger` parses a trigger stored in a base
 image's config for the child build, refusing `ONBUILD ONBUILD`, FROM and MAINTAINER.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -73,6 +77,8 @@ _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*\Z")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*\Z")
 _HEREDOC_WORD = re.compile(r"\d*<<-?\s*[^<\s]")
+_HEREDOC_MARKER = re.compile(r"<<(-?)(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 _HEREDOC_OPERATOR = re.compile(r"\d*<<-?\Z")
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
@@ -126,6 +132,7 @@ class Instruction:
     pairs: tuple[tuple[str, str | None], ...] = ()
     healthcheck: Healthcheck | None = None
     trigger: Instruction | None = None
+    heredocs: tuple[Heredoc, ...] = ()  # builds through BuildKit's API only
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -140,6 +147,17 @@ class Instruction:
     @property
     def destination(self) -> str:
         return self.args[-1]
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    """`<<NAME` ... `NAME` after a RUN, COPY or ADD (BuildKit's syntax). `expand`: the
+    delimiter was unquoted, so COPY expands variables in the content."""
+
+    name: str
+    content: str
+    expand: bool = True
+    marker: str = ""  # as written: <<EOF, <<-EOF, <<"EOF"
 
 
 @dataclass(frozen=True)
@@ -236,8 +254,38 @@ def _is_comment(line: str) -> bool:
     return line.lstrip().startswith("#")
 
 
-def _logical_lines(text: str, directives: _Directives, warnings: list[str]):
-    """Yields (start line, end line, joined text) for each instruction."""
+def heredoc_markers(instruction_text: str) -> list[re.Match]:
+    """The `<<NAME` markers of a RUN, COPY or ADD line in shell form, in order."""
+    parts = _WHITESPACE.split(instruction_text.strip(), maxsplit=1)
+    if len(parts) < 2 or parts[0].upper() not in _HEREDOC_KEYWORDS or parts[1].lstrip().startswith("["):
+        return []
+    return list(_HEREDOC_MARKER.finditer(parts[1]))
+
+
+def _read_heredocs(lines: list[str], number: int, joined: str) -> tuple[int, tuple[Heredoc, ...]]:
+    """The bodies of `joined`'s heredocs, from line index `number` on; the index after them."""
+    bodies = []
+    for marker in heredoc_markers(joined):
+        strip_tabs, quote, name = marker.group(1) == "-", marker.group(2), marker.group(3)
+        content = []
+        while True:
+            if number >= len(lines):
+                raise DockerfileError(f"unterminated heredoc {name}: no line with only {name} ends it",
+                                      number)
+            raw = lines[number].rstrip("\r")
+            number += 1
+            if strip_tabs:
+                raw = raw.lstrip("\t")
+            if raw == name:
+                break
+            content.append(raw + "\n")
+        bodies.append(Heredoc(name, "".join(content), expand=not quote, marker=marker.group(0)))
+    return number, tuple(bodies)
+
+
+def _logical_lines(text: str, directives: _Directives, warnings: list[str], heredocs: bool = False):
+    """Yields (start line, end line, joined text, heredocs) for each instruction; the
+    heredocs' bodies only when `heredocs` (builds through BuildKit's API)."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -272,7 +320,10 @@ def _logical_lines(text: str, directives: _Directives, warnings: list[str]):
         joined = "".join(parts)
         if empty_continuation:
             warnings.append(f"Empty continuation line found in: {joined}")
-        yield start, number, joined
+        bodies: tuple[Heredoc, ...] = ()
+        if heredocs:
+            number, bodies = _read_heredocs(lines, number, joined)
+        yield start, number, joined, bodies
 
 
 # -- splitting one instruction ----------------------------------------------------------
@@ -394,7 +445,7 @@ class _Builder:
         self.escape = escape
         self.buildkit = buildkit
 
-    def instruction(self, text: str, start: int, end: int) -> Instruction:
+    def instruction(self, text: str, start: int, end: int, heredocs: tuple[Heredoc, ...] = ()) -> Instruction:
         parts = _WHITESPACE.split(text.strip(), maxsplit=1)
         keyword_as_written = parts[0]
         keyword = keyword_as_written.upper()
@@ -408,9 +459,10 @@ class _Builder:
             flags: dict[str, str] = {}  # Docker does not look at flags of HEALTHCHECK NONE
         else:
             flags = _parse_flags(keyword, raw_flags, self.buildkit)
-        if keyword in ("RUN", "COPY", "ADD"):
+        if keyword in ("RUN", "COPY", "ADD") and not heredocs:
             _refuse_heredoc(keyword, rest)
-        return parse_kind(rest, flags, base)
+        instruction = parse_kind(rest, flags, base)
+        return dataclasses.replace(instruction, heredocs=heredocs) if heredocs else instruction
 
     # each returns the Instruction for its keyword
 
@@ -675,11 +727,12 @@ def parse(text: str, buildkit: bool = False) -> Dockerfile:
     warnings: list[str] = []
     instructions: list[Instruction] = []
     last_line = 0
-    for start, end, line in _logical_lines(text, directives, warnings):
+    for start, end, line, heredocs in _logical_lines(text, directives, warnings, heredocs=buildkit):
         last_line = end
         builder = _Builder(directives.escape, buildkit)
         try:
-            instructions.append(builder.instruction(line, start, end))
+            instruction = builder.instruction(line, start, end, heredocs)
+            instructions.append(instruction)
         except ValueError as exc:
             raise DockerfileError(str(exc), start) from None
     if not instructions:
