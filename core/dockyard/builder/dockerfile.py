@@ -25,8 +25,8 @@ builder does not support. A build through BuildKit's API parses with `buildkit=T
 heredocs are read (their bodies in `Instruction.heredocs`), `RUN --mount` and
 `COPY --link` are taken, and the BuildKit-only flags not built yet are named as such.
 ONBUILD triggers are parsed and checked when their ONBUILD is (Docker waits until they
-fire); `parse_trigger` parses a trigger stored in a base
-image's config for the child build, refusing `ONBUILD ONBUILD`, FROM and MAINTAINER.
+fire); `parse_trigger` parses a trigger stored in a base image's config for the child
+build, refusing `ONBUILD ONBUILD`, FROM and MAINTAINER.
 """
 
 from __future__ import annotations
