@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -35,17 +36,16 @@ def generate_wire_modules() -> bool:
     includes = [str(PROTO_ROOT), str(Path(grpc_tools.__file__).parent / "_proto"),
                 str(Path(google.rpc.status_pb2.__file__).parents[2])]
     protos = sorted(str(p) for p in (PROTO_ROOT / PROTO_PACKAGE).glob("*.proto"))
-    out = HERE / "build" / "wire-generated"
-    out.mkdir(parents=True, exist_ok=True)
-    arguments = ["protoc", *(f"-I{path}" for path in includes), f"--python_out={out}",
-                 f"--grpc_python_out={out}", *protos]
-    if protoc.main(arguments) != 0:
-        raise SystemExit("setup.py: protoc failed on BuildKit's .proto files")
-    for module in sorted((out / PROTO_PACKAGE).glob("*.py")):
-        text = re.sub(rf"^from {PROTO_PACKAGE} import ", "from . import ", module.read_text(), flags=re.M)
-        target = WIRE / module.name
-        if not target.exists() or target.read_text() != text:
-            target.write_text(text)
+    with tempfile.TemporaryDirectory(prefix="dockyard-protoc-") as out:
+        arguments = ["protoc", *(f"-I{path}" for path in includes), f"--python_out={out}",
+                     f"--grpc_python_out={out}", *protos]
+        if protoc.main(arguments) != 0:
+            raise SystemExit("setup.py: protoc failed on BuildKit's .proto files")
+        for module in sorted((Path(out) / PROTO_PACKAGE).glob("*.py")):
+            text = re.sub(rf"^from {PROTO_PACKAGE} import ", "from . import ", module.read_text(), flags=re.M)
+            target = WIRE / module.name
+            if not target.exists() or target.read_text() != text:
+                target.write_text(text)
     return True
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import _dockerd as dockerd
 from _common import start_daemon, stop_daemon
-
 from build import make_context
 
 
