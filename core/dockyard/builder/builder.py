@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import posixpath
 import re
 import shutil
@@ -88,6 +89,7 @@ class BuildOptions:
     extra_hosts: list[str] = field(default_factory=list)  # --add-host host:address, for RUN steps
     dockerfile_text: str | None = None  # the Dockerfile itself, when it does not come in the context
     buildkit: bool = False  # through BuildKit's API: RUN --mount and COPY --link are allowed
+    secrets: Callable[[str], bytes | None] | None = None  # RUN --mount=type=secret: id -> bytes or None
 
 
 @dataclass
@@ -123,6 +125,7 @@ def _stream(text: str) -> dict:
     return {"stream": text}
 
 
+SECRET_DIR = "/dev/shm"  # memory: a build secret never touches a disk
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
@@ -570,9 +573,11 @@ class _Run:
         env = list(config.get("Env") or []) + [f"{k}={v}" for k, v in {**proxies, **build_args}.items()]
         network = instruction.flags.get("network") or self.options.network_mode
         with contextlib.ExitStack() as held:
-            container = self._create_container(state, command, env, network,
-                                               self._container_mounts(run_mounts, held) + heredoc_mounts)
-            yield from self._run_container(state, container, command, created_by, key)
+            mounts = self._container_mounts(run_mounts, held) + heredoc_mounts
+            container = self._create_container(state, command, env, network, mounts)
+            stubs = self._missing_paths(container, [mount["Target"] for mount in mounts])
+            yield from self._run_container(state, container, command, created_by, key,
+                                           lambda: self._remove_stubs(container, stubs))
 
     def _heredoc_command(self, instruction: Instruction, shell: list[str]) -> tuple[list[str], list[dict]]:
         """BuildKit's RUN heredocs. `RUN <<EOF` alone runs the body as the shell's script, or
@@ -607,6 +612,23 @@ class _Run:
             (directory / doc.name).write_text(content)
         return directory
 
+    def _secret_file(self, mount: RunMount, held: contextlib.ExitStack) -> Path | None:
+        """The secret in a file in memory for this step, or None (not required, not given)."""
+        data = self.options.secrets(mount.id) if self.options.secrets is not None else None
+        if data is None:
+            if mount.required:
+                raise BuildFailed(f"secret {mount.id} not found: give it to the build "
+                                  f"(--secret id={mount.id},src=... or a compose build secret)", 1)
+            return None
+        directory = Path(tempfile.mkdtemp(prefix="dockyard-secret-", dir=SECRET_DIR))
+        held.callback(shutil.rmtree, directory, True)
+        path = directory / "secret"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mount.mode & 0o777)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.chown(path, mount.uid, mount.gid)
+        return path
+
     def _mounts_key(self, run_mounts: list[RunMount]) -> str:
         """RUN --mount in the step's cache key; a bind of the context adds its content's checksum."""
         parts = []
@@ -627,6 +649,11 @@ class _Run:
                     held.callback(lock.release)
                 mounts.append({"Type": "bind", "Source": str(path), "Target": mount.target,
                                "ReadOnly": mount.read_only})
+            elif mount.type == "secret":
+                found = self._secret_file(mount, held)
+                if found is not None:
+                    mounts.append({"Type": "bind", "Source": str(found), "Target": mount.target,
+                                   "ReadOnly": True})
             elif mount.type == "tmpfs":
                 mounts.append({"Type": "tmpfs", "Target": mount.target,
                                "TmpfsOptions": {"SizeBytes": mount.size} if mount.size else {}})
@@ -636,8 +663,38 @@ class _Run:
                                "ReadOnly": mount.read_only})
         return mounts
 
+    def _missing_paths(self, container, targets: list[str]) -> list[str]:
+        """The mount targets (and their parents) the image lacks: the runtime creates them as
+        mount points, and BuildKit leaves them out of the step's layer."""
+        if not targets:
+            return []
+        from dockyard.containers.filesystem import mounted
+
+        missing = []
+        with mounted(self.containers, container) as rootfs:
+            for target in targets:
+                path = posixpath.normpath(target)
+                while path not in ("/", "") and not os.path.lexists(Path(rootfs) / path.lstrip("/")):
+                    missing.append(path)
+                    path = posixpath.dirname(path)
+        return sorted(set(missing), key=lambda p: -p.count("/"))  # deepest first
+
+    def _remove_stubs(self, container, stubs: list[str]) -> None:
+        if not stubs:
+            return
+        from dockyard.containers.filesystem import mounted
+
+        with mounted(self.containers, container) as rootfs:
+            for stub in stubs:
+                path = Path(rootfs) / stub.lstrip("/")
+                with contextlib.suppress(OSError):  # not empty: the step wrote there, so it stays
+                    if path.is_dir() and not path.is_symlink():
+                        path.rmdir()
+                    elif path.is_file() and path.stat().st_size == 0:
+                        path.unlink()
+
     def _run_container(self, state: _Stage, container, command: list[str], created_by: str,
-                       key: str) -> Iterator[dict]:
+                       key: str, before_commit: Callable[[], None] | None = None) -> Iterator[dict]:
         if not self.options.quiet:
             yield _stream(f" ---> Running in {container.id[:12]}\n")
         try:
@@ -652,6 +709,8 @@ class _Run:
             if code != 0:
                 raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: {code}",
                                   code)
+            if before_commit is not None:
+                before_commit()
             image_id = self._commit(state, created_by, container, container.diff_parent)
         finally:
             self._remove_container(container.id)  # no yield here: the client may be gone

@@ -6,8 +6,10 @@ none is given), mounted read-write; `sharing=locked` lets one step at a time use
 lets them all in. A bind mount shows a path of the context read-only unless `rw` (the context is
 the build's private copy: writes never reach the client's files or the image; `from=` a
 stage or image is not served yet). A
-tmpfs mount is an empty memory filesystem. Secret and SSH mounts need the client's
-session services, not served yet: they are refused with a message.
+tmpfs mount is an empty memory filesystem. A secret mount is the client's secret (read
+through its session's Secrets service), as a read-only file in memory (/dev/shm) for
+that step only, at /run/secrets/<id> by default; it never enters the image or the
+step's cache key. SSH mounts are refused with a message.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class RunMount:
     gid: int = 0
     read_only: bool = False
     size: int = 0
+    required: bool = False  # a secret the client must have (else the mount is skipped)
 
     def key(self) -> str:
-        """What the step's cache key takes from this mount."""
+        """What the step's cache key takes from this mount (never a secret's content)."""
         return f"{self.type}:{self.target}:{self.source}:{self.id}:{self.read_only}"
 
 
@@ -67,10 +70,19 @@ def parse_mount(text: str) -> RunMount:
     if fields.get("from"):
         raise InvalidParameter("RUN --mount with from= is not supported by dockyard yet: mount a path "
                                "of the build context, or COPY --from the stage first")
-    if kind in ("secret", "ssh"):
-        raise InvalidParameter(f"RUN --mount=type={kind} is not supported by dockyard yet: the client's "
-                               f"{kind} service is not read")
+    if kind == "ssh":
+        raise InvalidParameter("RUN --mount=type=ssh is not supported by dockyard yet: the client's SSH "
+                               "agent is not forwarded")
+    if fields.get("env") is not None:
+        raise InvalidParameter("RUN --mount=type=secret,env=... is not supported by dockyard yet: mount the "
+                               "secret as a file")
     target = fields.get("target") or fields.get("dst") or fields.get("destination") or ""
+    if kind == "secret":
+        secret_id = fields.get("id") or posixpath.basename(target)
+        if not secret_id:
+            raise InvalidParameter("a secret mount needs an id (or a target to take it from)")
+        fields["id"] = secret_id
+        target = target or f"/run/secrets/{secret_id}"
     if not target:
         raise InvalidParameter("mount destination (target) is required")
     read_only = kind == "bind"  # BuildKit's binds are read-only unless asked otherwise
@@ -82,7 +94,7 @@ def parse_mount(text: str) -> RunMount:
     if sharing not in ("shared", "private", "locked"):
         raise InvalidParameter(f"unsupported sharing value {sharing!r}")
     try:
-        mode = int(fields["mode"], 8) if fields.get("mode") else 0o755
+        mode = int(fields["mode"], 8) if fields.get("mode") else (0o400 if kind == "secret" else 0o755)
         uid = int(fields.get("uid") or 0)
         gid = int(fields.get("gid") or 0)
         size = int(fields.get("size") or 0)
@@ -91,7 +103,8 @@ def parse_mount(text: str) -> RunMount:
     source = fields.get("source") or fields.get("src") or ""
     return RunMount(kind, posixpath.normpath("/" + target.lstrip("/")), source=source,
                     id=fields.get("id") or "", sharing=sharing, mode=mode, uid=uid, gid=gid,
-                    read_only=read_only, size=size)
+                    read_only=read_only or kind == "secret", size=size,
+                    required=kind == "secret" and "required" in fields and _boolean(fields["required"]))
 
 
 def parse_mounts(flag: str | None) -> list[RunMount]:

@@ -38,6 +38,8 @@ from dockyard.builder.buildkit.wire import (
     control_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
+    secrets_pb2,
+    secrets_pb2_grpc,
     worker_pb2,
 )
 from dockyard.errors import EngineError
@@ -190,7 +192,8 @@ class BuildKitFrontDoor:
             job.progress.log(f"transferring context: {count} entries\n")
             job.progress.complete()
             image_id = ""
-            build_options = BuildOptions(dockerfile_text=text, buildkit=True, **options)
+            build_options = BuildOptions(dockerfile_text=text, buildkit=True, secrets=_secrets_of(session),
+                                         **options)
             for message in self.builder.build(context, build_options):
                 job.progress.message(message)
                 aux = message.get("aux")
@@ -218,6 +221,22 @@ class BuildKitFrontDoor:
             if names:
                 response["image.name"] = ",".join(names)
         return response
+
+
+def _secrets_of(session) -> Any:
+    """RUN --mount=type=secret's source: the client's Secrets service, when it offers one."""
+    def secret(secret_id: str) -> bytes | None:
+        if not session.offers("/moby.buildkit.secrets.v1.Secrets/GetSecret"):
+            return None
+        try:
+            reply = secrets_pb2_grpc.SecretsStub(session.channel).GetSecret(
+                secrets_pb2.GetSecretRequest(ID=secret_id), timeout=30)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise EngineError(f"reading secret {secret_id} from the client: {exc.details()}") from None
+        return reply.data
+    return secret
 
 
 def _abort(context, exc: BaseException) -> None:
