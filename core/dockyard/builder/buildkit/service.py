@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 DOCKERFILE_FRONTEND = "dockerfile.v0"
 BUILD_ID_KEY = "buildkit-controlapi-buildid"
-RETURN_WAIT = 3600.0  # a gateway build's client may take this long between Solve and Return
+SOLVE_WAIT = 30.0  # seconds a gateway call waits for its build's Control.Solve
 # What the gateway and LLB capabilities promise clients: the parts of BuildKit's API this
 # front door serves (frontend/gateway/pb/caps.go, solver/pb/caps.go).
 GATEWAY_CAPS = ("solve.base", "solve.inlinereturn", "return", "returnmap", "proto.refarray",
@@ -67,6 +67,8 @@ class Job:
     ref: str
     progress: Progress
     session: str = ""
+    # Control.Solve names the session; the client's gateway calls may arrive before it
+    solving: threading.Event = field(default_factory=threading.Event)
     returned: threading.Event = field(default_factory=threading.Event)
     returned_ref: str = ""
     returned_error: str = ""
@@ -171,6 +173,8 @@ class BuildKitFrontDoor:
         """Fetch the Dockerfile and the context from the client, build; the image id."""
         from dockyard.builder.builder import BuildOptions
 
+        if not job.solving.wait(SOLVE_WAIT):
+            raise EngineError(f"build {job.ref}: the gateway was called but Control.Solve never came")
         session = self.sessions.get(job.session)
         options = _frontend_options(attrs)
         scratch = Path(tempfile.mkdtemp(prefix="buildkit-", dir=self.tmp_dir))
@@ -289,6 +293,7 @@ class _Control(control_pb2_grpc.ControlServicer):
     def Solve(self, request, context):
         job = self.door.jobs.get(request.Ref)
         job.session = request.Session
+        job.solving.set()
         exporters = list(request.Exporters)
         if not exporters and request.ExporterDeprecated:
             exporters = [control_pb2.Exporter(Type=request.ExporterDeprecated,
