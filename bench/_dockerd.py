@@ -75,3 +75,18 @@ def running(root: Path, dockyard_env: dict | None = None) -> Iterator[dict]:
             if mount_point.startswith(str(root)):
                 subprocess.run(["umount", "-l", mount_point], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def engines(stack: contextlib.ExitStack, root: Path):
+    """dockyardd (started with busybox) and, where installed, a dockerd beside it: the
+    dockyardd process, and name -> the environment the docker CLI (or Compose) needs to
+    reach each engine. Both stop with `stack`."""
+    from _common import start_daemon, stop_daemon
+
+    daemon = start_daemon(root / "d")
+    stack.callback(stop_daemon, daemon)
+    found = {"dockyardd": {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}}
+    if available():
+        theirs = stack.enter_context(running(root / "dockerd", found["dockyardd"]))
+        found[f"dockerd {version(theirs)}"] = theirs
+    return daemon, found

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import _dockerd as dockerd
-from _common import start_daemon, stop_daemon
 
 DOCKERFILE = """\
 FROM busybox
@@ -84,12 +83,7 @@ def main() -> int:
     runs_in_cached = []
     with tempfile.TemporaryDirectory(prefix="dybuild") as scratch, contextlib.ExitStack() as stack:
         root = Path(scratch)
-        daemon = start_daemon(root / "d")
-        stack.callback(stop_daemon, daemon)
-        engines = {"dockyardd": {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}}
-        if dockerd.available():
-            theirs = stack.enter_context(dockerd.running(root / "dockerd", engines["dockyardd"]))
-            engines[f"dockerd {dockerd.version(theirs)}"] = theirs
+        daemon, engines = dockerd.engines(stack, root)
         context = make_context(root)
         for engine, env in engines.items():
             samples[engine] = {"uncached": [], "cached": []}

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import _dockerd as dockerd
-from _common import start_daemon, stop_daemon
 from build import make_context
 
 
@@ -46,12 +45,7 @@ def main() -> int:
     samples: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="dybk") as scratch, contextlib.ExitStack() as stack:
         root = Path(scratch)
-        daemon = start_daemon(root / "d")
-        stack.callback(stop_daemon, daemon)
-        engines = {"dockyardd": {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(root / "cfg")}}
-        if dockerd.available():
-            theirs = stack.enter_context(dockerd.running(root / "dockerd", engines["dockyardd"]))
-            engines[f"dockerd {dockerd.version(theirs)}"] = theirs
+        _daemon, engines = dockerd.engines(stack, root)
         project = make_context(root)
         (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bench-bk:1\n")
         for engine, env in engines.items():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,17 @@ def docker(daemon, *args, input=None, timeout=120, check=False) -> subprocess.Co
 
 def out(result) -> str:
     return result.stdout.decode().strip()
+
+
+@contextlib.contextmanager
+def busybox_daemon(tmp_path_factory, prefix: str) -> Iterator[DaemonProcess]:
+    """A daemon of the test module's own, with busybox built offline; its containers and
+    kernel objects gone afterwards. For module-scoped fixtures."""
+    process = DaemonProcess(tmp_path_factory.mktemp(prefix, numbered=True)).start()
+    try:
+        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
+                        "busybox"], check=True, capture_output=True)
+        yield process
+    finally:
+        process.remove_containers()
+        process.teardown()

@@ -4,28 +4,19 @@ checked with those clients against a real daemon."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import docker as docker_py
 import pytest
-from conftest import docker, out
+from conftest import busybox_daemon, docker, out
 
 pytestmark = [pytest.mark.root, pytest.mark.compat]
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.plugin.testing.daemon import DaemonProcess
-
-    process = DaemonProcess(tmp_path_factory.mktemp("fid", numbered=True)).start()
-    try:
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
-                        "busybox"], check=True, capture_output=True)
+    with busybox_daemon(tmp_path_factory, "fid") as process:
         yield process
-    finally:
-        process.remove_containers()
-        process.teardown()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -166,17 +164,12 @@ def test_what_the_docker_cli_sends_for_mounts_ports_and_resources_passes():
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     docker_py = pytest.importorskip("docker")
-    from dockyard.plugin.testing.daemon import DaemonProcess
-    process = DaemonProcess(tmp_path_factory.mktemp("valid", numbered=True)).start()
-    try:
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
-                        "busybox"], check=True, capture_output=True)
+    from conftest import busybox_daemon
+
+    with busybox_daemon(tmp_path_factory, "valid") as process:
         client = docker_py.DockerClient(base_url=process.host, timeout=60)
         yield client
         client.close()
-    finally:
-        process.remove_containers()
-        process.teardown()
 
 
 def inventory(client) -> tuple:

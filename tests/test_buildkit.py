@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import busybox_daemon
 
 grpc = pytest.importorskip("grpc")  # the buildkit extra
 
@@ -87,16 +88,8 @@ def test_the_context_receiver_keeps_everything_inside_its_directory(tmp_path):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.plugin.testing.daemon import DaemonProcess
-
-    process = DaemonProcess(tmp_path_factory.mktemp("bk", numbered=True)).start()
-    try:
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
-                        "busybox"], check=True, capture_output=True)
+    with busybox_daemon(tmp_path_factory, "bk") as process:
         yield process
-    finally:
-        process.remove_containers()
-        process.teardown()
 
 
 def compose_binary() -> str:

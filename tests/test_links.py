@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import docker as docker_py
 import pytest
-from conftest import docker, out
+from conftest import busybox_daemon, docker, out
 from dockyard.containers.links import environment
 
 pytestmark = [pytest.mark.root, pytest.mark.compat]
@@ -33,16 +32,8 @@ def test_link_variables_follow_dockers_order_and_ranges():
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from dockyard.plugin.testing.daemon import DaemonProcess
-
-    process = DaemonProcess(tmp_path_factory.mktemp("links", numbered=True)).start()
-    try:
-        subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", process.host, "image", "bootstrap",
-                        "busybox"], check=True, capture_output=True)
+    with busybox_daemon(tmp_path_factory, "links") as process:
         yield process
-    finally:
-        process.remove_containers()
-        process.teardown()
 
 
 @pytest.fixture
