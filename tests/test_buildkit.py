@@ -176,6 +176,9 @@ def test_compose_builds_through_buildkit_and_a_rebuild_is_cached(daemon, project
     assert '[app base 2/2] RUN echo "$GREETING from the first stage"' in built.stderr \
         or "RUN echo" in built.stderr, built.stderr
     assert "load build context" in built.stderr
+    # .dockerignore's app/*.key never left the client: .dockerignore, Dockerfile, app,
+    # app/main.txt and compose.yaml were sent
+    assert "transferring context: 5 entries" in built.stderr, built.stderr
     ran = compose(daemon, project, "run", "--rm", "app")
     assert ran.returncode == 0, ran.stderr
     # the build arg reached the first stage; .dockerignore kept the key out
@@ -426,3 +429,17 @@ def test_compose_build_secrets_reach_the_step_and_never_the_image(daemon, projec
     refused = compose(daemon, project, "build")
     assert refused.returncode != 0 and "secret absent not found" in refused.stderr, refused.stderr
     assert list(Path("/dev/shm").glob("dockyard-secret-*")) == []
+
+
+@pytest.mark.root
+@pytest.mark.compat
+def test_a_syntax_line_naming_another_frontend_is_refused_with_what_to_do(daemon, project):
+    (project / "Dockerfile").write_text("# syntax=registry.example/custom/frontend:2\nFROM busybox\n")
+    (project / "compose.yaml").write_text("services:\n  app:\n    build: .\n    image: bkproj/syntax:1\n")
+    refused = compose(daemon, project, "build")
+    assert refused.returncode != 0
+    assert "asks for the frontend registry.example/custom/frontend:2" in refused.stderr, refused.stderr
+    assert "remove the line, or name docker/dockerfile" in refused.stderr
+    pinned = "docker/dockerfile:1.7@sha256:" + "a" * 64  # the built-in frontend, however it is named
+    (project / "Dockerfile").write_text(f"# syntax={pinned}\nFROM busybox\n")
+    assert compose(daemon, project, "build").returncode == 0

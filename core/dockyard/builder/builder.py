@@ -125,6 +125,8 @@ def _stream(text: str) -> dict:
     return {"stream": text}
 
 
+# `# syntax=` values that name the Dockerfile frontend itself (any tag or digest)
+_DOCKERFILE_FRONTEND = re.compile(r"^(docker\.io/)?(docker/dockerfile(-upstream)?)([:@].*)?$")
 SECRET_DIR = "/dev/shm"  # memory: a build secret never touches a disk
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
@@ -161,6 +163,11 @@ class Builder:
             dockerfile = parse(text, buildkit=options.buildkit)
         except DockerfileError as exc:
             raise InvalidParameter(str(exc)) from None
+        if options.buildkit and dockerfile.syntax and not _DOCKERFILE_FRONTEND.match(dockerfile.syntax):
+            raise InvalidParameter(
+                f"the Dockerfile asks for the frontend {dockerfile.syntax} (# syntax=): dockyard runs its "
+                "own Dockerfile frontend only, and cannot run a frontend image; remove the line, or name "
+                "docker/dockerfile")
         stages = list(dockerfile.stages)
         if not stages:
             raise InvalidParameter("the Dockerfile has no FROM instruction: a build starts from an image "

@@ -104,12 +104,15 @@ class _Receiver:
 
 
 def receive_directory(channel, name: str, destination: Path, follow_paths: list[str] | None = None,
-                      include_patterns: list[str] | None = None) -> int:
+                      include_patterns: list[str] | None = None,
+                      exclude_patterns: list[str] | None = None) -> int:
     """The client's local directory `name` ("context", "dockerfile") into `destination`
-    (existing, empty). Returns the number of entries received."""
+    (existing, empty); the client leaves out what `exclude_patterns` (.dockerignore's
+    lines) match. Returns the number of entries received."""
     metadata = [("dir-name", name)]
     metadata += [("followpaths", path) for path in follow_paths or ()]
     metadata += [("include-patterns", pattern) for pattern in include_patterns or ()]
+    metadata += [("exclude-patterns", pattern) for pattern in exclude_patterns or ()]
     outbox: queue.Queue = queue.Queue()
 
     def requests():

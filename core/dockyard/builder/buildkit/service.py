@@ -43,6 +43,7 @@ from dockyard.builder.buildkit.wire import (
     worker_pb2,
 )
 from dockyard.errors import EngineError
+from dockyard.formats.dockerignore import read_patterns
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +180,10 @@ class BuildKitFrontDoor:
         options = _frontend_options(attrs)
         scratch = Path(tempfile.mkdtemp(prefix="buildkit-", dir=self.tmp_dir))
         try:
-            dockerfile_dir, context = scratch / "dockerfile", scratch / "context"
-            dockerfile_dir.mkdir()
-            context.mkdir()
+            dockerfile_dir, context, ignore_dir = (scratch / "dockerfile", scratch / "context",
+                                                   scratch / "ignore")
+            for directory in (dockerfile_dir, context, ignore_dir):
+                directory.mkdir()
             name = options["dockerfile"]
             job.progress.start("[internal] load build definition from " + name)
             receive_directory(session.channel, "dockerfile", dockerfile_dir, follow_paths=[name],
@@ -191,8 +193,14 @@ class BuildKitFrontDoor:
             except OSError:
                 raise EngineError(f"failed to read dockerfile: open {name}: "
                                   "no such file or directory") from None
+            job.progress.start("[internal] load .dockerignore")
+            receive_directory(session.channel, "context", ignore_dir, follow_paths=[".dockerignore"],
+                              include_patterns=[".dockerignore"])
+            ignore_file = ignore_dir / ".dockerignore"
+            excludes = read_patterns(ignore_file.read_text(errors="replace")) if ignore_file.is_file() else []
             job.progress.start("[internal] load build context")
-            count = receive_directory(session.channel, "context", context)
+            # as BuildKit's frontend does: what .dockerignore excludes never leaves the client
+            count = receive_directory(session.channel, "context", context, exclude_patterns=excludes)
             job.progress.log(f"transferring context: {count} entries\n")
             job.progress.complete()
             image_id = ""
