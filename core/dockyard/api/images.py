@@ -298,7 +298,7 @@ def _build_cache_rows(engine: Engine) -> list[dict]:
         return []
     rows = []
     for cache_id, size, modified in engine.builder.cache_mounts.usage():
-        stamp = datetime.fromtimestamp(modified, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = rfc3339(modified)
         rows.append({"ID": cache_id, "Parents": None, "Type": "exec.cachemount", "InUse": False,
                      "Shared": False, "Size": size, "CreatedAt": stamp, "LastUsedAt": stamp,
                      "UsageCount": 1, "Description": "cached mount (RUN --mount=type=cache)"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import queue
 import shutil
 import socket
@@ -38,6 +39,7 @@ from dockyard.builder.buildkit.wire import (
     control_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
+    ops_pb2,
     secrets_pb2,
     secrets_pb2_grpc,
     worker_pb2,
@@ -73,7 +75,7 @@ class Job:
     returned: threading.Event = field(default_factory=threading.Event)
     returned_ref: str = ""
     returned_error: str = ""
-    images: dict[str, str] = field(default_factory=dict)  # result ref id -> image id
+    built: set[str] = field(default_factory=set)  # image ids LLBBridge.Solve made: its result refs
     finished: float = 0.0  # monotonic time Control.Solve ended; the job goes a minute later
 
 
@@ -96,19 +98,11 @@ class _Jobs:
 
 
 def _worker() -> worker_pb2.WorkerRecord:
-    import platform
-
     machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     return worker_pb2.WorkerRecord(
         ID=WORKER_ID, Labels={"org.mobyproject.buildkit.worker.executor": "oci",
                               "org.mobyproject.buildkit.worker.snapshotter": "dockyard"},
-        platforms=[_platform(machine)])
-
-
-def _platform(architecture: str):
-    from dockyard.builder.buildkit.wire import ops_pb2
-
-    return ops_pb2.Platform(Architecture=architecture, OS="linux")
+        platforms=[ops_pb2.Platform(Architecture=machine, OS="linux")])
 
 
 def _frontend_options(attrs: dict[str, str]) -> dict[str, Any]:
@@ -318,7 +312,7 @@ class _Control(control_pb2_grpc.ControlServicer):
                         return control_pb2.SolveResponse()
                 if job.returned_error:
                     raise EngineError(job.returned_error)
-                image_id = job.images.get(job.returned_ref, "")
+                image_id = job.returned_ref if job.returned_ref in job.built else ""
                 if not image_id:  # nothing built: a client asking for its build options only
                     return control_pb2.SolveResponse()
             return control_pb2.SolveResponse(ExporterResponse=self.door.export(job, image_id, exporters))
@@ -351,11 +345,10 @@ class _Bridge(gateway_pb2_grpc.LLBBridgeServicer):
             image_id = self.door.run_dockerfile_frontend(job, dict(request.FrontendOpt))
         except Exception as exc:
             _abort(context, exc)
-        ref_id = image_id
-        job.images[ref_id] = image_id
+        job.built.add(image_id)  # the result's ref is the image id itself
         config = json.dumps(self.door.images.config(self.door.images.resolve(image_id))).encode()
         return gateway_pb2.SolveResponse(result=gateway_pb2.Result(
-            ref=gateway_pb2.Ref(id=ref_id), metadata={"containerimage.config": config}))
+            ref=gateway_pb2.Ref(id=image_id), metadata={"containerimage.config": config}))
 
     def Return(self, request, context):
         job = self._job(context)

@@ -13,7 +13,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,8 +34,7 @@ class Session:
     shared_key: str
     methods: frozenset[str]
     socket_path: Path
-    channel: Any = None  # grpc.Channel, made on first use
-    ended: threading.Event = field(default_factory=threading.Event)
+    channel: Any = None  # grpc.Channel, made when the connection arrives
 
     def offers(self, method: str) -> bool:
         return method in self.methods
@@ -84,7 +83,6 @@ class Sessions:
             with self._changed:
                 if self._sessions.get(session_id) is session:
                     del self._sessions[session_id]
-            session.ended.set()
             if session.channel is not None:
                 session.channel.close()
             listener.close()
